@@ -1,0 +1,116 @@
+"""Host-wide figures: /proc/meminfo, cow_ksm from /proc/vmstat, and the ksmd kernel thread's CPU time.
+
+No UI imports. Every reader takes ``root`` (default "/").
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ksmtop.collect.procfs import iter_pids, parse_stat
+from ksmtop.model import HostSample
+
+
+def parse_meminfo(text: str) -> dict[str, int]:
+    """/proc/meminfo as bytes (kB lines) or plain numbers (HugePages_*)."""
+    values: dict[str, int] = {}
+    for line in text.splitlines():
+        key, _, rest = line.partition(":")
+        parts = rest.split()
+        if not parts:
+            continue
+        try:
+            number = int(parts[0])
+        except ValueError:
+            continue
+        values[key] = number * 1024 if len(parts) > 1 and parts[1] == "kB" else number
+    return values
+
+
+def parse_vmstat(text: str) -> dict[str, int]:
+    values: dict[str, int] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        try:
+            values[key] = int(value)
+        except ValueError:
+            continue
+    return values
+
+
+def find_ksmd(root: str | Path = "/") -> int | None:
+    """PID of the ksmd kernel thread (a child of kthreadd, PID 2), or None."""
+    proc = Path(root) / "proc"
+    for pid in iter_pids(root):
+        try:
+            with open(proc / str(pid) / "comm", "rb") as handle:
+                if handle.read().strip() == b"ksmd":
+                    return pid
+        except OSError:
+            continue
+    return None
+
+
+@dataclass
+class HostReader:
+    """Reads host figures; keeps /proc/meminfo, /proc/vmstat and ksmd's stat open for pread."""
+
+    root: str | Path = "/"
+    page_size: int = field(default_factory=lambda: os.sysconf("SC_PAGE_SIZE"))
+    clock_ticks: int = field(default_factory=lambda: os.sysconf("SC_CLK_TCK"))
+    _fds: dict[str, int] = field(default_factory=dict)
+    _ksmd_pid: int | None = None
+    _ksmd_searched: bool = False
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+    def __enter__(self) -> HostReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _read(self, relative: str, size: int = 16384) -> str | None:
+        fd = self._fds.get(relative)
+        try:
+            if fd is None:
+                fd = self._fds[relative] = os.open(Path(self.root) / relative, os.O_RDONLY | os.O_CLOEXEC)
+            return os.pread(fd, size, 0).decode(errors="replace")
+        except OSError:
+            if relative in self._fds:
+                os.close(self._fds.pop(relative))
+            return None
+
+    def _ksmd_cpu_seconds(self) -> float | None:
+        if not self._ksmd_searched:
+            self._ksmd_pid = find_ksmd(self.root)
+            self._ksmd_searched = True
+        if self._ksmd_pid is None:
+            return None
+        text = self._read(f"proc/{self._ksmd_pid}/stat", 1024)
+        if text is None:
+            self._ksmd_searched = False  # gone (module reload?): search again next time
+            return None
+        return parse_stat(text.encode())[3] / self.clock_ticks
+
+    def sample(self) -> HostSample:
+        meminfo = parse_meminfo(self._read("proc/meminfo") or "")
+        vmstat = parse_vmstat(self._read("proc/vmstat", 65536) or "")
+        ksmd_cpu = self._ksmd_cpu_seconds()
+        return HostSample(
+            page_size=self.page_size,
+            clock_ticks=self.clock_ticks,
+            mem_total_bytes=meminfo.get("MemTotal", 0),
+            mem_available_bytes=meminfo.get("MemAvailable", 0),
+            mem_free_bytes=meminfo.get("MemFree", 0),
+            anon_bytes=meminfo.get("AnonPages", 0),
+            cow_ksm=vmstat.get("cow_ksm"),
+            ksmd_pid=self._ksmd_pid,
+            ksmd_cpu_seconds=ksmd_cpu,
+            ncpus=os.cpu_count() or 1,
+        )

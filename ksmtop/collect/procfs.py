@@ -1,0 +1,409 @@
+"""Guests from /proc: qemu process discovery and per-process memory, KSM and fault figures.
+
+Tracked processes keep their /proc files open and are re-read with pread, which regenerates a proc file from
+offset 0 without a new open(): the cheapest way to sample many processes every tick. A process that disappears
+mid-read is dropped without error. smaps_rollup (PSS) is expensive (about 8 ms per GiB of RSS) and is read only
+on request (see ``read_pss``).
+
+No UI imports. Every reader takes ``root`` (default "/").
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ksmtop.model import GuestSample, Scope
+
+QEMU_PREFIXES = ("qemu-system-", "qemu-kvm")
+READ_SIZE = 4096
+# A process whose name did not match is looked at again while it is young: libvirt forks, then execs qemu.
+RECHECK_YOUNG_S = 5.0
+# In "ksm" scope, processes that do not use KSM are re-checked this often (a ksm_stat read each).
+KSM_SCOPE_RECHECK_S = 5.0
+
+
+def is_qemu_comm(comm: str) -> bool:
+    return comm.startswith(QEMU_PREFIXES)
+
+
+def guest_name_from_cmdline(argv: list[str], fallback: str) -> str:
+    """The guest name from qemu's ``-name guest=NAME,...`` or ``-name NAME`` (commas doubled in qemu syntax)."""
+    for i, arg in enumerate(argv[:-1]):
+        if arg not in ("-name", "--name"):
+            continue
+        value = argv[i + 1]
+        options = _split_qemu_options(value)
+        if not options:
+            continue
+        for option in options:
+            if option.startswith("guest="):
+                return option[len("guest=") :] or fallback
+        first = options[0]
+        if "=" not in first:
+            return first or fallback
+    return fallback
+
+
+def _split_qemu_options(value: str) -> list[str]:
+    """Split a qemu option string at single commas; ',,' is an escaped comma."""
+    parts: list[str] = []
+    current: list[str] = []
+    i = 0
+    while i < len(value):
+        char = value[i]
+        if char == ",":
+            if i + 1 < len(value) and value[i + 1] == ",":
+                current.append(",")
+                i += 2
+                continue
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+        i += 1
+    parts.append("".join(current))
+    return parts
+
+
+def parse_stat(data: bytes) -> tuple[str, int, int, int, int, int]:
+    """(comm, minflt, majflt, utime+stime ticks, starttime ticks, state) from /proc/PID/stat.
+
+    comm can hold spaces and parentheses, so fields are split after the last ')'.
+    """
+    right = data.rindex(b")")
+    comm = data[data.index(b"(") + 1 : right].decode(errors="replace")
+    fields = data[right + 2 :].split()
+    # fields[0] is state (field 3); minflt is field 10, majflt 12, utime 14, stime 15, starttime 22.
+    return comm, int(fields[7]), int(fields[9]), int(fields[11]) + int(fields[12]), int(fields[19]), fields[0][0]
+
+
+def parse_statm(data: bytes, page_size: int) -> tuple[int, int]:
+    """(rss bytes, shared bytes) from /proc/PID/statm (pages: size resident shared text lib data dt)."""
+    fields = data.split()
+    return int(fields[1]) * page_size, int(fields[2]) * page_size
+
+
+@dataclass(frozen=True, slots=True)
+class KsmStat:
+    merging_pages: int | None = None
+    zero_pages: int | None = None
+    rmap_items: int | None = None
+    profit_bytes: int | None = None
+    mergeable: bool | None = None
+    merge_any: bool | None = None
+
+
+UNKNOWN_KSM = KsmStat()
+
+
+def parse_ksm_stat(data: bytes) -> KsmStat:
+    """Parse /proc/PID/ksm_stat; fields vary by kernel ('name value' or 'name: yes')."""
+    values: dict[str, str] = {}
+    for line in data.decode(errors="replace").splitlines():
+        key, _, value = line.replace(":", " ", 1).partition(" ")
+        values[key.strip()] = value.strip()
+
+    def number(key: str) -> int | None:
+        try:
+            return int(values[key])
+        except (KeyError, ValueError):
+            return None
+
+    def flag(key: str) -> bool | None:
+        value = values.get(key)
+        return None if value is None else value == "yes"
+
+    return KsmStat(
+        merging_pages=number("ksm_merging_pages"),
+        zero_pages=number("ksm_zero_pages"),
+        rmap_items=number("ksm_rmap_items"),
+        profit_bytes=number("ksm_process_profit"),
+        mergeable=flag("ksm_mergeable"),
+        merge_any=flag("ksm_merge_any"),
+    )
+
+
+def _pread(fd: int) -> bytes:
+    return os.pread(fd, READ_SIZE, 0)
+
+
+def _open(path: str) -> int | None:
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+
+
+@dataclass(slots=True)
+class TrackedProcess:
+    """Open file descriptors of one tracked process."""
+
+    pid: int
+    name: str
+    kind: str
+    start_ticks: int
+    stat_fd: int
+    statm_fd: int
+    ksm_fd: int | None  # ksm_stat, or ksm_merging_pages on older kernels, or None
+    ksm_fd_is_stat: bool
+
+    def close(self) -> None:
+        for fd in (self.stat_fd, self.statm_fd, self.ksm_fd):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
+
+@dataclass(slots=True)
+class _Candidate:
+    first_seen: float
+    checked: float
+
+
+@dataclass
+class ProcessTable:
+    """Finds qemu guests (or every KSM user) and samples them; keeps file descriptors open between samples.
+
+    Use as a context manager or call close(); file descriptors are released then.
+    """
+
+    root: str | Path = "/"
+    scope: Scope = "qemu"
+    page_size: int = field(default_factory=lambda: os.sysconf("SC_PAGE_SIZE"))
+    clock_ticks: int = field(default_factory=lambda: os.sysconf("SC_CLK_TCK"))
+    tracked: dict[int, TrackedProcess] = field(default_factory=dict)
+    _others: dict[int, _Candidate] = field(default_factory=dict)
+    _self_pid: int = field(default_factory=os.getpid)
+
+    def __post_init__(self) -> None:
+        self._proc = str(Path(self.root) / "proc")
+
+    def __enter__(self) -> ProcessTable:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for process in self.tracked.values():
+            process.close()
+        self.tracked.clear()
+        self._others.clear()
+
+    def set_scope(self, scope: Scope) -> None:
+        if scope != self.scope:
+            self.close()
+            self.scope = scope
+
+    # --- discovery ------------------------------------------------------------------------------------------
+    def discover(self, now: float | None = None) -> None:
+        """Start tracking new matching processes, forget vanished ones."""
+        now = time.monotonic() if now is None else now
+        try:
+            entries = os.listdir(self._proc)
+        except OSError:
+            return
+        alive: set[int] = set()
+        for entry in entries:
+            if not entry.isdigit():
+                continue
+            pid = int(entry)
+            alive.add(pid)
+            if pid in self.tracked or pid == self._self_pid:
+                continue
+            candidate = self._others.get(pid)
+            if candidate is not None and not self._due(candidate, now):
+                continue
+            if candidate is None:
+                candidate = self._others[pid] = _Candidate(first_seen=now, checked=now)
+            candidate.checked = now
+            process = self._try_track(pid)
+            if process is not None:
+                self.tracked[pid] = process
+                del self._others[pid]
+        for pid in [pid for pid in self.tracked if pid not in alive]:
+            self.tracked.pop(pid).close()
+        for pid in [pid for pid in self._others if pid not in alive]:
+            del self._others[pid]
+
+    def _due(self, candidate: _Candidate, now: float) -> bool:
+        if now - candidate.first_seen < RECHECK_YOUNG_S:
+            return True
+        return self.scope == "ksm" and now - candidate.checked >= KSM_SCOPE_RECHECK_S
+
+    def _try_track(self, pid: int) -> TrackedProcess | None:
+        base = f"{self._proc}/{pid}"
+        stat_fd = _open(f"{base}/stat")
+        if stat_fd is None:
+            return None
+        keep = False
+        statm_fd = ksm_fd = None
+        try:
+            comm, *_rest, start_ticks, _state = parse_stat(_pread(stat_fd))
+            is_qemu = is_qemu_comm(comm)
+            if self.scope == "qemu" and not is_qemu:
+                return None
+            ksm_fd, ksm_is_stat = self._open_ksm(base)
+            if self.scope == "ksm" and not is_qemu and not _uses_ksm(ksm_fd, ksm_is_stat):
+                return None
+            statm_fd = _open(f"{base}/statm")
+            if statm_fd is None:
+                return None
+            name = comm
+            if is_qemu:
+                name = guest_name_from_cmdline(_read_cmdline(base), fallback=str(pid))
+            keep = True
+            return TrackedProcess(
+                pid=pid,
+                name=name,
+                kind="qemu" if is_qemu else "process",
+                start_ticks=start_ticks,
+                stat_fd=stat_fd,
+                statm_fd=statm_fd,
+                ksm_fd=ksm_fd,
+                ksm_fd_is_stat=ksm_is_stat,
+            )
+        except (OSError, ValueError, IndexError):
+            return None
+        finally:
+            if not keep:
+                for fd in (stat_fd, statm_fd, ksm_fd):
+                    if fd is not None:
+                        os.close(fd)
+
+    @staticmethod
+    def _open_ksm(base: str) -> tuple[int | None, bool]:
+        fd = _open(f"{base}/ksm_stat")
+        if fd is not None:
+            try:
+                _pread(fd)  # root only: a non-root reader gets EACCES here, not at open
+                return fd, True
+            except OSError:
+                os.close(fd)
+        fd = _open(f"{base}/ksm_merging_pages")
+        if fd is not None:
+            try:
+                _pread(fd)
+                return fd, False
+            except OSError:
+                os.close(fd)
+        return None, False
+
+    # --- sampling -------------------------------------------------------------------------------------------
+    def sample(self) -> list[GuestSample]:
+        """Read every tracked process once; vanished ones are dropped."""
+        samples: list[GuestSample] = []
+        gone: list[int] = []
+        page_size = self.page_size
+        ticks = self.clock_ticks
+        for pid, process in self.tracked.items():
+            try:
+                _comm, minflt, majflt, cpu_ticks, start_ticks, _state = parse_stat(_pread(process.stat_fd))
+                if start_ticks != process.start_ticks:
+                    gone.append(pid)
+                    continue
+                rss, shared = parse_statm(_pread(process.statm_fd))
+                if process.ksm_fd is None:
+                    ksm = UNKNOWN_KSM
+                elif process.ksm_fd_is_stat:
+                    ksm = parse_ksm_stat(_pread(process.ksm_fd))
+                else:
+                    ksm = KsmStat(merging_pages=int(_pread(process.ksm_fd)))
+            except (OSError, ValueError, IndexError):
+                gone.append(pid)
+                continue
+            samples.append(
+                GuestSample(
+                    pid=pid,
+                    name=process.name,
+                    kind=process.kind,
+                    start_ticks=start_ticks,
+                    rss_bytes=rss,
+                    anon_bytes=rss - shared,
+                    shared_bytes=shared,
+                    ksm_merging_pages=ksm.merging_pages,
+                    ksm_zero_pages=ksm.zero_pages,
+                    ksm_rmap_items=ksm.rmap_items,
+                    ksm_process_profit_bytes=ksm.profit_bytes,
+                    ksm_mergeable=ksm.mergeable,
+                    ksm_merge_any=ksm.merge_any,
+                    cpu_seconds=cpu_ticks / ticks,
+                    minor_faults=minflt,
+                    major_faults=majflt,
+                )
+            )
+        for pid in gone:
+            self.tracked.pop(pid).close()
+        return samples
+
+
+def _uses_ksm(fd: int | None, is_stat: bool) -> bool:
+    if fd is None:
+        return False
+    try:
+        data = _pread(fd)
+    except OSError:
+        return False
+    if is_stat:
+        stat = parse_ksm_stat(data)
+        return bool(stat.mergeable or stat.merge_any or (stat.merging_pages or 0) > 0)
+    try:
+        return int(data) > 0
+    except ValueError:
+        return False
+
+
+def _read_cmdline(base: str) -> list[str]:
+    try:
+        with open(f"{base}/cmdline", "rb") as handle:
+            raw = handle.read(256 * 1024)
+    except OSError:
+        return []
+    return [arg.decode(errors="replace") for arg in raw.split(b"\0") if arg]
+
+
+def read_cmdline(pid: int, root: str | Path = "/") -> list[str]:
+    """A process's argv (empty when it is gone or unreadable)."""
+    return _read_cmdline(f"{Path(root) / 'proc'}/{pid}")
+
+
+def read_status_memory(pid: int, root: str | Path = "/") -> dict[str, int]:
+    """RssAnon, RssFile, RssShmem, VmSwap ... from /proc/PID/status, in bytes (for the selected guest)."""
+    result: dict[str, int] = {}
+    try:
+        with open(Path(root) / "proc" / str(pid) / "status", "rb") as handle:
+            for line in handle:
+                key, _, rest = line.partition(b":")
+                if key.startswith((b"Rss", b"Vm")) and rest.strip().endswith(b"kB"):
+                    result[key.decode()] = int(rest.split()[0]) * 1024
+    except (OSError, ValueError):
+        pass
+    return result
+
+
+def read_pss(pid: int, root: str | Path = "/") -> int | None:
+    """PSS in bytes from /proc/PID/smaps_rollup. Costs about 8 ms per GiB of RSS: call on demand only."""
+    try:
+        with open(Path(root) / "proc" / str(pid) / "smaps_rollup", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def iter_pids(root: str | Path = "/") -> Iterable[int]:
+    try:
+        entries = os.listdir(Path(root) / "proc")
+    except OSError:
+        return
+    for entry in entries:
+        if entry.isdigit():
+            yield int(entry)

@@ -1,0 +1,231 @@
+"""The snapshot model: what one sample of the host holds.
+
+One model serves the live view, headless JSON output, recordings and replay. Every field that reaches a
+screen, a JSON key or a CSV column is described once, in FIELDS, with its unit.
+
+No Textual or Rich imports here (tests/unit/test_layering.py checks it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Scope = Literal["qemu", "ksm"]
+
+
+def _meta(unit: str, description: str, label: str = "") -> dict[str, str]:
+    return {"unit": unit, "description": description, "label": label}
+
+
+@dataclass(frozen=True, slots=True)
+class GuestSample:
+    """One guest (a qemu process), or any process taking part in KSM when the scope is widened."""
+
+    pid: int = field(metadata=_meta("", "process ID", "PID"))
+    name: str = field(metadata=_meta("", "guest name from qemu's -name, else the process name", "Name"))
+    kind: str = field(metadata=_meta("", "'qemu' for a qemu/KVM guest, 'process' for another KSM user", "Kind"))
+    start_ticks: int = field(metadata=_meta("clock ticks", "process start time since boot (PID reuse check)"))
+    rss_bytes: int = field(metadata=_meta("bytes", "resident set size (still counts merged pages)", "RSS"))
+    anon_bytes: int = field(metadata=_meta("bytes", "resident anonymous memory (guest RAM lives here)", "Anon"))
+    shared_bytes: int = field(metadata=_meta("bytes", "resident file and shmem pages (statm 'shared')", "Shared"))
+    ksm_merging_pages: int | None = field(
+        metadata=_meta("pages", "pages of this process merged by KSM (None: unknown)", "Merged")
+    )
+    ksm_zero_pages: int | None = field(
+        metadata=_meta("pages", "pages merged with the kernel's zero page (use_zero_pages)", "Zero")
+    )
+    ksm_rmap_items: int | None = field(metadata=_meta("items", "KSM reverse-map items (scanned pages)", "Rmap"))
+    ksm_process_profit_bytes: int | None = field(
+        metadata=_meta("bytes", "KSM saving of this process minus its rmap_item cost", "Profit")
+    )
+    ksm_mergeable: bool | None = field(metadata=_meta("", "process has mergeable (MADV_MERGEABLE) memory"))
+    ksm_merge_any: bool | None = field(metadata=_meta("", "whole process made mergeable by prctl"))
+    cpu_seconds: float = field(metadata=_meta("s", "user + system CPU time so far", "CPU time"))
+    minor_faults: int = field(metadata=_meta("faults", "minor page faults so far", "MinFlt"))
+    major_faults: int = field(metadata=_meta("faults", "major page faults so far", "MajFlt"))
+    pss_bytes: int | None = field(
+        default=None, metadata=_meta("bytes", "proportional set size from smaps_rollup (sampled on demand)", "PSS")
+    )
+    pss_age_s: float | None = field(default=None, metadata=_meta("s", "age of the PSS figure"))
+    # Filled by the sampler from the previous sample (None on the first one).
+    cpu_percent: float | None = field(default=None, metadata=_meta("%", "CPU use over the last interval", "CPU%"))
+    faults_per_s: float | None = field(
+        default=None, metadata=_meta("faults/s", "minor + major page faults per second", "Flt/s")
+    )
+    merged_pages_per_s: float | None = field(
+        default=None, metadata=_meta("pages/s", "change of merged pages per second", "ΔMerged/s")
+    )
+
+    def merged_bytes(self, page_size: int) -> int | None:
+        """Merged pages in bytes."""
+        return None if self.ksm_merging_pages is None else self.ksm_merging_pages * page_size
+
+    def merged_percent(self, page_size: int) -> float | None:
+        """Share of RSS that KSM has merged, in percent."""
+        if self.ksm_merging_pages is None or self.rss_bytes <= 0:
+            return None
+        return 100.0 * self.ksm_merging_pages * page_size / self.rss_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class HostSample:
+    """Host-wide memory and ksmd figures."""
+
+    page_size: int = field(metadata=_meta("bytes", "page size from sysconf(SC_PAGE_SIZE)"))
+    clock_ticks: int = field(metadata=_meta("Hz", "sysconf(SC_CLK_TCK)"))
+    mem_total_bytes: int = field(metadata=_meta("bytes", "MemTotal", "Total"))
+    mem_available_bytes: int = field(metadata=_meta("bytes", "MemAvailable", "Avail"))
+    mem_free_bytes: int = field(metadata=_meta("bytes", "MemFree", "Free"))
+    anon_bytes: int = field(metadata=_meta("bytes", "AnonPages: all anonymous memory on the host", "Anon"))
+    cow_ksm: int | None = field(metadata=_meta("breaks", "copy-on-write breaks of KSM pages so far (vmstat)"))
+    ksmd_pid: int | None = field(metadata=_meta("", "PID of the ksmd kernel thread"))
+    ksmd_cpu_seconds: float | None = field(metadata=_meta("s", "CPU time used by ksmd so far"))
+    ncpus: int = field(default=1, metadata=_meta("CPUs", "online CPUs"))
+    ksmd_cpu_percent: float | None = field(
+        default=None, metadata=_meta("%", "ksmd CPU use over the last interval (of one CPU)", "ksmd CPU")
+    )
+    cow_ksm_per_s: float | None = field(default=None, metadata=_meta("breaks/s", "COW breaks of KSM pages per s"))
+
+
+@dataclass(frozen=True, slots=True)
+class KsmState:
+    """Everything /sys/kernel/mm/ksm holds on this kernel, typed.
+
+    ``values`` maps file name to int (numbers) or str (advisor_mode: the selected choice). ``choices`` holds the
+    alternatives of multiple-choice files. ``available`` is False when the directory is missing, with ``error``
+    saying why.
+    """
+
+    available: bool
+    values: dict[str, int | str] = field(default_factory=dict)
+    choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    error: str | None = None
+
+    def get(self, name: str) -> int | None:
+        value = self.values.get(name)
+        return value if isinstance(value, int) else None
+
+    @property
+    def running(self) -> bool:
+        return self.get("run") == 1
+
+
+@dataclass(frozen=True, slots=True)
+class KsmRates:
+    """Derived host-wide KSM figures; rates need the previous sample and are None on the first."""
+
+    saving_bytes: int | None = field(
+        metadata=_meta("bytes", "(pages_sharing + ksm_zero_pages) x page size: memory KSM saves", "Saving")
+    )
+    sharing_ratio: float | None = field(
+        metadata=_meta("x", "pages_sharing / pages_shared: mappings per kept page", "Ratio")
+    )
+    scan_rate_pages_per_s: float | None = field(
+        metadata=_meta("pages/s", "pages_to_scan x 1000 / sleep_millisecs (ignores scan time)", "Scan rate")
+    )
+    measured_scan_pages_per_s: float | None = field(
+        default=None, metadata=_meta("pages/s", "pages_scanned change per second (measured)", "Scanned/s")
+    )
+    full_scan_seconds: float | None = field(
+        default=None,
+        metadata=_meta("s", "estimated time per full scan: mergeable pages / scan rate", "Full scan"),
+    )
+    full_scans_delta: int | None = field(
+        default=None, metadata=_meta("scans", "full scans completed in the last interval")
+    )
+    pages_sharing_per_s: float | None = field(
+        default=None, metadata=_meta("pages/s", "change of pages_sharing per second", "ΔSharing/s")
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something that happened between samples: a tunable write, a guest start or stop, a workload, a note."""
+
+    time: float = field(metadata=_meta("s", "wall-clock time (Unix epoch)"))
+    kind: str = field(metadata=_meta("", "tunable, guest-start, guest-stop, workload-start, workload-end, note"))
+    text: str = field(metadata=_meta("", "what happened, in words"))
+    data: dict[str, Any] = field(default_factory=dict, metadata=_meta("", "kind-specific details"))
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One sample of the host: what the live screen, JSON output and recordings show."""
+
+    time: float = field(metadata=_meta("s", "wall-clock time of the sample (Unix epoch)"))
+    interval_s: float | None = field(metadata=_meta("s", "time since the previous sample"))
+    scope: Scope = field(metadata=_meta("", "'qemu': qemu guests; 'ksm': every process taking part in KSM"))
+    host: HostSample
+    ksm: KsmState
+    rates: KsmRates
+    guests: tuple[GuestSample, ...]
+    events: tuple[Event, ...] = ()
+    is_root: bool = field(default=True, metadata=_meta("", "sampled with root rights"))
+
+    def guest(self, pid: int) -> GuestSample | None:
+        for guest in self.guests:
+            if guest.pid == pid:
+                return guest
+        return None
+
+    @property
+    def total_guest_rss_bytes(self) -> int:
+        return sum(g.rss_bytes for g in self.guests)
+
+    @property
+    def total_guest_merged_pages(self) -> int:
+        return sum(g.ksm_merging_pages or 0 for g in self.guests)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldInfo:
+    name: str
+    unit: str
+    description: str
+    label: str
+
+
+def _describe(*classes: type) -> dict[str, FieldInfo]:
+    table: dict[str, FieldInfo] = {}
+    for cls in classes:
+        for f in dataclasses.fields(cls):
+            if not f.metadata:
+                continue
+            key = f"{cls.__name__}.{f.name}"
+            table[key] = FieldInfo(f.name, f.metadata["unit"], f.metadata["description"], f.metadata["label"])
+    return table
+
+
+FIELDS: dict[str, FieldInfo] = _describe(GuestSample, HostSample, KsmRates, Event, Snapshot)
+"""Unit and description of every model field, keyed 'Class.field'."""
+
+
+def field_info(cls: type, name: str) -> FieldInfo:
+    return FIELDS[f"{cls.__name__}.{name}"]
+
+
+def to_dict(snapshot: Snapshot) -> dict[str, Any]:
+    """A JSON-ready dict with the model's own field names."""
+    return dataclasses.asdict(snapshot)
+
+
+def snapshot_from_dict(data: dict[str, Any]) -> Snapshot:
+    """Inverse of to_dict (recordings and replay); raises KeyError/TypeError on malformed input."""
+    return Snapshot(
+        time=float(data["time"]),
+        interval_s=data["interval_s"],
+        scope=data["scope"],
+        host=HostSample(**data["host"]),
+        ksm=KsmState(
+            available=data["ksm"]["available"],
+            values=dict(data["ksm"]["values"]),
+            choices={k: tuple(v) for k, v in data["ksm"].get("choices", {}).items()},
+            error=data["ksm"].get("error"),
+        ),
+        rates=KsmRates(**data["rates"]),
+        guests=tuple(GuestSample(**g) for g in data["guests"]),
+        events=tuple(Event(**e) for e in data.get("events", ())),
+        is_root=data.get("is_root", True),
+    )

@@ -1,0 +1,102 @@
+"""Shared fixtures: a guard that restores every KSM knob, and stand-in processes with mergeable memory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from ksmtop.collect.ksm import KNOBS, ksm_dir, read_ksm
+
+REPO = Path(__file__).resolve().parent.parent
+KSM = ksm_dir("/")
+
+
+def _write(name: str, value: str) -> None:
+    fd = os.open(KSM / name, os.O_WRONLY)
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
+
+
+class KsmGuard:
+    """Remembers every writable KSM knob and puts it back, in an order the kernel accepts."""
+
+    def __init__(self) -> None:
+        state = read_ksm("/")
+        self.saved = {name: str(state.values[name]) for name in KNOBS if name in state.values}
+
+    def set(self, **values: int | str) -> None:
+        for name, value in values.items():
+            _write(name, str(value))
+
+    def restore(self) -> None:
+        current = read_ksm("/").values
+        needs_unmerge = any(
+            name in self.saved and str(current.get(name)) != self.saved[name]
+            for name in ("merge_across_nodes", "max_page_sharing")
+        )
+        if needs_unmerge:
+            _write("run", "2")
+        for name, value in self.saved.items():
+            if name == "run" or str(current.get(name)) == value:
+                continue
+            try:
+                _write(name, value)
+            except OSError:
+                pass
+        _write("run", self.saved.get("run", "0"))
+
+
+@pytest.fixture
+def ksm_guard() -> Iterator[KsmGuard]:
+    """Changes to KSM knobs made through the guard (or by the code under test) are undone, even on failure."""
+    if os.geteuid() != 0 or not KSM.is_dir():
+        pytest.skip("needs root and /sys/kernel/mm/ksm")
+    guard = KsmGuard()
+    try:
+        yield guard
+    finally:
+        guard.restore()
+
+
+@pytest.fixture
+def mergeable_processes() -> Iterator[Callable[..., subprocess.Popen]]:
+    """Start stand-in processes with mergeable memory; all are stopped at the end."""
+    started: list[subprocess.Popen] = []
+
+    def start(mib: int = 16, fill: str = "same", name: str = "") -> subprocess.Popen:
+        argv = [sys.executable, "-m", "tests.support.mergeable", "--mib", str(mib), "--fill", fill]
+        if name:
+            argv += ["--name", name]
+        process = subprocess.Popen(argv, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        started.append(process)
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "ready"
+        return process
+
+    try:
+        yield start
+    finally:
+        for process in started:
+            process.kill()
+        for process in started:
+            process.wait(timeout=10)
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 0.2) -> object:
+    """Poll until predicate() is truthy; returns its value or fails the test with the last value."""
+    deadline = time.monotonic() + timeout
+    value = predicate()
+    while not value and time.monotonic() < deadline:
+        time.sleep(interval)
+        value = predicate()
+    if not value:
+        pytest.fail(f"condition not met within {timeout} s")
+    return value
