@@ -1,7 +1,7 @@
 """The sampler: runs the collectors, computes deltas and rates, keeps history. No UI.
 
-    with Sampler() as sampler:
-        snapshot = sampler.sample()
+with Sampler() as sampler:
+    snapshot = sampler.sample()
 """
 
 from __future__ import annotations

@@ -300,7 +300,6 @@ class ProcessTable:
         """Read every tracked process once; vanished ones are dropped."""
         samples: list[GuestSample] = []
         gone: list[int] = []
-        page_size = self.page_size
         ticks = self.clock_ticks
         for pid, process in self.tracked.items():
             try:
