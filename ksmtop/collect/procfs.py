@@ -24,6 +24,8 @@ READ_SIZE = 4096
 RECHECK_YOUNG_S = 5.0
 # In "ksm" scope, processes that do not use KSM are re-checked this often (a ksm_stat read each).
 KSM_SCOPE_RECHECK_S = 5.0
+# /proc/PID/stat states of a process that has exited but is not yet reaped: statm reads zeros, ksm_stat nothing.
+DEAD_STATES = (ord("Z"), ord("X"))
 
 
 def is_qemu_comm(comm: str) -> bool:
@@ -245,7 +247,9 @@ class ProcessTable:
         keep = False
         statm_fd = ksm_fd = None
         try:
-            comm, *_rest, start_ticks, _state = parse_stat(_pread(stat_fd))
+            comm, *_rest, start_ticks, state = parse_stat(_pread(stat_fd))
+            if state in DEAD_STATES:
+                return None
             is_qemu = is_qemu_comm(comm)
             if self.scope == "qemu" and not is_qemu:
                 return None
@@ -303,11 +307,11 @@ class ProcessTable:
         ticks = self.clock_ticks
         for pid, process in self.tracked.items():
             try:
-                _comm, minflt, majflt, cpu_ticks, start_ticks, _state = parse_stat(_pread(process.stat_fd))
-                if start_ticks != process.start_ticks:
+                _comm, minflt, majflt, cpu_ticks, start_ticks, state = parse_stat(_pread(process.stat_fd))
+                if start_ticks != process.start_ticks or state in DEAD_STATES:
                     gone.append(pid)
                     continue
-                rss, shared = parse_statm(_pread(process.statm_fd))
+                rss, shared = parse_statm(_pread(process.statm_fd), self.page_size)
                 if process.ksm_fd is None:
                     ksm = UNKNOWN_KSM
                 elif process.ksm_fd_is_stat:

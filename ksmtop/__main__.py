@@ -1,0 +1,3 @@
+from ksmtop.cli import main
+
+raise SystemExit(main())

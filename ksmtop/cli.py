@@ -1,0 +1,131 @@
+"""Command line: the TUI by default; --once/--batch for headless JSON; subcommands for the guest lab."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from ksmtop import __version__
+from ksmtop.model import Snapshot, to_dict
+
+ONCE_GAP_S = 0.5  # --once samples twice this far apart so rates (CPU%, faults/s) are real
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0.05 <= value <= 3600:
+        raise argparse.ArgumentTypeError("interval must be between 0.05 and 3600 s")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("count must be at least 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ksmtop",
+        description="top for memory deduplication (KSM) on KVM hosts: per-guest merging, tunables, ksmd's price.",
+    )
+    parser.add_argument("--version", action="version", version=f"ksmtop {__version__}")
+    parser.add_argument("-i", "--interval", type=_positive_seconds, default=1.0, help="seconds between samples")
+    parser.add_argument(
+        "-a", "--all", action="store_true", help="show every process taking part in KSM, not only qemu guests"
+    )
+    headless = parser.add_mutually_exclusive_group()
+    headless.add_argument("--once", action="store_true", help="print one snapshot and exit (use with --json)")
+    headless.add_argument("--batch", action="store_true", help="print one snapshot per interval (JSON lines)")
+    parser.add_argument("--json", action="store_true", help="JSON output (the only format of --once/--batch)")
+    parser.add_argument("-n", "--count", type=_positive_int, default=None, help="with --batch: number of samples")
+    parser.add_argument("--root", default="/", help=argparse.SUPPRESS)  # read /proc and /sys under another root
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    try:
+        from ksmtop.lab import cli as lab_cli
+    except ImportError:
+        lab_cli = None
+    if lab_cli is not None:
+        lab_cli.register(subparsers)
+    return parser
+
+
+def _print_json(snapshot: Snapshot) -> None:
+    sys.stdout.write(json.dumps(to_dict(snapshot), separators=(",", ":"), ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def run_headless(args: argparse.Namespace) -> int:
+    from ksmtop.sampler import Sampler
+
+    scope = "ksm" if args.all else "qemu"
+    with Sampler(root=args.root, scope=scope) as sampler:
+        if args.once:
+            sampler.sample()
+            time.sleep(ONCE_GAP_S)
+            _print_json(sampler.sample())
+            return 0
+        count = 0
+        next_at = time.monotonic()
+        while args.count is None or count < args.count:
+            _print_json(sampler.sample())
+            count += 1
+            if args.count is not None and count >= args.count:
+                break
+            next_at += args.interval
+            time.sleep(max(0.0, next_at - time.monotonic()))
+    return 0
+
+
+def run_tui(args: argparse.Namespace) -> int:
+    from ksmtop.source import LiveSource
+    from ksmtop.tui.app import KsmTopApp
+
+    if not sys.stdout.isatty():
+        print("ksmtop: the screen needs a terminal; use --once --json or --batch for output to a pipe", file=sys.stderr)
+        return 2
+    source = LiveSource(root=args.root, scope="ksm" if args.all else "qemu")
+    KsmTopApp(source, interval=args.interval).run()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "lab":
+        from ksmtop.lab import cli as lab_cli
+
+        return lab_cli.run(args)
+    if (args.once or args.batch) and not args.json:
+        parser.error("--once and --batch print JSON: add --json")
+    if args.json and not (args.once or args.batch):
+        parser.error("--json goes with --once or --batch")
+    if args.count is not None and not args.batch:
+        parser.error("--count goes with --batch")
+    if not Path(args.root, "proc").is_dir():
+        print(f"ksmtop: {Path(args.root, 'proc')} is not a directory", file=sys.stderr)
+        return 2
+    try:
+        if args.once or args.batch:
+            return run_headless(args)
+        return run_tui(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

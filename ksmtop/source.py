@@ -1,0 +1,70 @@
+"""Where snapshots come from. The screens talk to a Source and cannot tell live data from a replay.
+
+LiveSource samples this host; a ReplaySource (recordings) yields the same Snapshot objects.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Protocol
+
+from ksmtop.collect.ksm import WriteResult, write_tunable
+from ksmtop.model import Event, Scope, Snapshot
+from ksmtop.sampler import Sampler
+
+
+class Source(Protocol):
+    """What the screens need from a source of snapshots."""
+
+    description: str
+    can_edit: bool
+    why_read_only: str
+
+    def sample(self) -> Snapshot: ...
+    def write_tunable(self, name: str, value: str) -> WriteResult: ...
+    def set_scope(self, scope: Scope) -> None: ...
+    def select(self, pid: int | None) -> None: ...
+    def close(self) -> None: ...
+
+
+class LiveSource:
+    """Samples this host through the Sampler; tunable writes go to /sys/kernel/mm/ksm and become events."""
+
+    def __init__(self, root: str | Path = "/", scope: Scope = "qemu") -> None:
+        self.sampler = Sampler(root=root, scope=scope)
+        self.root = root
+        self.description = "live" if str(root) == "/" else f"live ({root})"
+        self.can_edit = self.sampler.is_root
+        self.why_read_only = "" if self.can_edit else "not root: KSM tunables can only be changed by root"
+
+    def sample(self) -> Snapshot:
+        return self.sampler.sample()
+
+    def write_tunable(self, name: str, value: str) -> WriteResult:
+        result = write_tunable(name, value, self.root)
+        self.sampler.add_event(
+            Event(
+                time=time.time(),
+                kind="tunable",
+                text=result.message,
+                data={
+                    "name": name,
+                    "old": result.old_value,
+                    "requested": result.requested,
+                    "new": result.new_value,
+                    "ok": result.ok,
+                    "errno": result.errno,
+                },
+            )
+        )
+        return result
+
+    def set_scope(self, scope: Scope) -> None:
+        self.sampler.set_scope(scope)
+
+    def select(self, pid: int | None) -> None:
+        self.sampler.selected_pid = pid
+
+    def close(self) -> None:
+        self.sampler.close()

@@ -1,0 +1,263 @@
+"""The ksmtop application: wires a Source of snapshots to the widgets. Sampling runs in a thread worker;
+the screen never waits on I/O."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Input, Static
+
+from ksmtop.collect.ksm import WriteResult
+from ksmtop.model import Snapshot
+from ksmtop.sampler import History
+from ksmtop.source import Source
+from ksmtop.tui.screens.help import HelpScreen
+from ksmtop.tui.screens.interval import IntervalScreen
+from ksmtop.tui.widgets.details import GuestDetails
+from ksmtop.tui.widgets.graphs import Graphs
+from ksmtop.tui.widgets.guests import GuestTable
+from ksmtop.tui.widgets.summary import Summary
+from ksmtop.tui.widgets.tunables import TunablesPanel
+
+
+class SnapshotReady(Message):
+    def __init__(self, snapshot: Snapshot, took_s: float) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+        self.took_s = took_s
+
+
+class SampleFailed(Message):
+    def __init__(self, error: str) -> None:
+        super().__init__()
+        self.error = error
+
+
+class TunableWritten(Message):
+    def __init__(self, result: WriteResult) -> None:
+        super().__init__()
+        self.result = result
+
+
+class KsmTopApp(App[None]):
+    TITLE = "ksmtop"
+    CSS_PATH = "ksmtop.tcss"
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help"),
+        Binding("space", "pause", "Pause"),
+        Binding("d", "interval", "Interval"),
+        Binding("w", "widen", "All KSM users"),
+        Binding("slash,backslash", "filter", "Filter"),
+        Binding("tab", "focus_next", "Next pane", show=False),
+    ]
+
+    def __init__(self, source: Source, interval: float = 1.0) -> None:
+        super().__init__()
+        self.source = source
+        self.interval = interval
+        self.paused = False
+        self.history = History()
+        self.selected_pid: int | None = None
+        self.last_took_s = 0.0
+        self.sample_error = ""
+        self._timer: Timer | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Summary(id="summary")
+        yield Static("", id="banner")
+        with Horizontal(id="main"):
+            with Vertical(id="left"):
+                yield GuestTable(id="guests")
+                yield Input(placeholder="filter by name (Esc clears)", id="filter")
+                yield GuestDetails(id="details")
+                yield Graphs(id="graphs")
+            with Vertical(id="right"):
+                yield TunablesPanel(id="tunables")
+        yield Static("", id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(TunablesPanel).set_read_only("" if self.source.can_edit else self.source.why_read_only)
+        self._set_banner(None)
+        self.query_one(GuestTable).focus()
+        self.sample_now()
+
+    # --- sampling -----------------------------------------------------------------------------------------
+    def sample_now(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        self._sample()
+
+    @work(thread=True, exclusive=True, group="sample")
+    def _sample(self) -> None:
+        started = time.monotonic()
+        try:
+            snapshot = self.source.sample()
+        except Exception as exc:  # a collector bug must not freeze the screen: say it and keep going
+            self.post_message(SampleFailed(f"sampling failed: {type(exc).__name__}: {exc}"))
+            return
+        self.post_message(SnapshotReady(snapshot, time.monotonic() - started))
+
+    def _arm(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        if not self.paused:
+            self._timer = self.set_timer(self.interval, self._sample)
+
+    def on_snapshot_ready(self, message: SnapshotReady) -> None:
+        self.history.append(message.snapshot)
+        self.last_took_s = message.took_s
+        self.sample_error = ""
+        self.show(message.snapshot)
+        self._arm()
+
+    def on_sample_failed(self, message: SampleFailed) -> None:
+        self.sample_error = message.error
+        self._show_status()
+        self._arm()
+
+    def show(self, snapshot: Snapshot) -> None:
+        self.query_one(Summary).show(snapshot, self.source.description)
+        self.query_one(GuestTable).show(snapshot)
+        self.query_one(TunablesPanel).show(snapshot.ksm)
+        self._show_selected()
+        self._set_banner(snapshot)
+        self._show_status()
+
+    def _show_selected(self) -> None:
+        snapshot = self.history.latest
+        if snapshot is None:
+            return
+        guest = snapshot.guest(self.selected_pid) if self.selected_pid is not None else None
+        self.query_one(GuestDetails).show(guest, snapshot)
+        self.query_one(Graphs).plot(self.history, self.selected_pid)
+
+    def _set_banner(self, snapshot: Snapshot | None) -> None:
+        banner = self.query_one("#banner", Static)
+        messages = []
+        if not self.source.can_edit and self.source.why_read_only:
+            messages.append(f"READ-ONLY: {self.source.why_read_only}")
+        if snapshot is not None and not snapshot.is_root:
+            messages.append("per-process KSM figures and PSS need root: shown as unknown")
+        if snapshot is not None and not snapshot.ksm.available:
+            messages.append(f"KSM unavailable: {snapshot.ksm.error}. The guest list still works.")
+        banner.update("\n".join(messages))
+        banner.display = bool(messages)
+
+    def _show_status(self) -> None:
+        status = self.query_one("#status", Static)
+        state = "PAUSED (space resumes)" if self.paused else f"sampling every {self.interval:g} s"
+        parts = [state, f"last sample {self.last_took_s * 1000:.0f} ms", f"history {len(self.history)} samples"]
+        if self.sample_error:
+            parts.append(self.sample_error)
+        status.update("  |  ".join(parts))
+
+    # --- messages from widgets ----------------------------------------------------------------------------
+    def on_guest_table_selected(self, message: GuestTable.Selected) -> None:
+        self.selected_pid = message.pid
+        self.source.select(message.pid)
+        self._show_selected()
+
+    def on_tunables_panel_write_requested(self, message: TunablesPanel.WriteRequested) -> None:
+        self._write_tunable(message.name, message.value)
+
+    @work(thread=True, group="tunable")
+    def _write_tunable(self, name: str, value: str) -> None:
+        self.post_message(TunableWritten(self.source.write_tunable(name, value)))
+
+    def on_tunable_written(self, message: TunableWritten) -> None:
+        result = message.result
+        self.query_one(TunablesPanel).show_result(result)
+        if not result.ok:
+            self.notify(result.message, title="Refused", severity="error")
+        elif result.warning:
+            self.notify(result.warning, title=result.message, severity="warning")
+        else:
+            self.notify(result.message, title="Tunable written")
+        if not self.paused:
+            self.sample_now()
+
+    # --- actions ------------------------------------------------------------------------------------------
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_pause(self) -> None:
+        self.paused = not self.paused
+        if self.paused and self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        self._show_status()
+        if not self.paused:
+            self.sample_now()
+
+    def action_interval(self) -> None:
+        def chosen(value: float | None) -> None:
+            if value is not None:
+                self.interval = value
+                self.notify(f"refresh interval {value:g} s")
+                if not self.paused:
+                    self.sample_now()
+
+        self.push_screen(IntervalScreen(self.interval), chosen)
+
+    def action_widen(self) -> None:
+        table = self.query_one(GuestTable)
+        scope = "ksm" if (self.history.latest and self.history.latest.scope == "qemu") else "qemu"
+        self.source.set_scope(scope)
+        table.clear()
+        self.notify("showing every process using KSM" if scope == "ksm" else "showing qemu guests only")
+        if not self.paused:
+            self.sample_now()
+
+    def action_filter(self) -> None:
+        field = self.query_one("#filter", Input)
+        field.display = True
+        field.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self.query_one(GuestTable).set_filter(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            self.query_one(GuestTable).focus()
+
+    def on_key(self, event: object) -> None:
+        key = getattr(event, "key", "")
+        field = self.query_one("#filter", Input)
+        if key == "escape" and field.has_focus:
+            field.value = ""
+            field.display = False
+            self.query_one(GuestTable).focus()
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Pause / resume", "Stop or restart sampling", self.action_pause)
+        yield SystemCommand("Refresh interval", "Change seconds between samples", self.action_interval)
+        yield SystemCommand("Widen / narrow", "qemu guests only, or every process using KSM", self.action_widen)
+        table = self.query_one(GuestTable)
+        for key, label in (
+            ("rss_bytes", "RSS"),
+            ("ksm_merging_pages", "merged pages"),
+            ("ksm_process_profit_bytes", "profit"),
+            ("faults_per_s", "faults/s"),
+            ("cpu_percent", "CPU%"),
+            ("name", "name"),
+        ):
+            yield SystemCommand(
+                f"Sort by {label}", f"Sort the guest table by {label}", lambda k=key: table.action_sort_by(k)
+            )
+
+    def on_unmount(self) -> None:
+        self.source.close()

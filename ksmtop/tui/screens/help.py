@@ -1,0 +1,61 @@
+"""Help: the keys, and what every column and counter means (from the model's field table)."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from ksmtop.collect.ksm import COUNTERS
+from ksmtop.tui.columns import COLUMNS
+
+KEYS = (
+    ("?", "this help"),
+    ("q", "quit"),
+    ("space", "pause / resume sampling"),
+    ("d", "change the refresh interval (like top's d)"),
+    ("w", "widen: qemu guests only ↔ every process using KSM"),
+    ("/", "filter guests by name (Esc clears)"),
+    ("< >", "sort by the previous / next column"),
+    ("I", "invert the sort order"),
+    ("M P K F N", "sort by RSS, CPU, merged pages, faults/s, name (again: invert)"),
+    ("click header", "sort by that column"),
+    ("tab", "move between the guest table and the tunables"),
+    ("enter", "on a tunable: edit it; enter again writes it; esc cancels"),
+    ("ctrl+p", "command palette"),
+)
+
+
+def help_table() -> Table:
+    table = Table(title="ksmtop keys", show_header=False, expand=True, box=None, padding=(0, 2))
+    table.add_column(style="bold cyan", no_wrap=True)
+    table.add_column()
+    for key, meaning in KEYS:
+        table.add_row(key, meaning)
+    table.add_row("", "")
+    table.add_row("[bold]Column[/]", "[bold]Meaning[/]")
+    for column in COLUMNS:
+        table.add_row(column.label, column.description)
+    table.add_row("", "")
+    table.add_row("[bold]Counter[/]", "[bold]Meaning[/]")
+    for name, meaning in COUNTERS.items():
+        table.add_row(name, meaning)
+    return table
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen VerticalScroll { width: 90%; height: 90%; border: thick $primary; background: $surface; }
+    """
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Static(help_table())
+
+    async def action_dismiss(self, result: None = None) -> None:
+        self.dismiss(None)

@@ -1,0 +1,68 @@
+"""The selected guest in full: memory split, PSS, KSM figures and faults."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from ksmtop.format import human_bytes, human_count, percent
+from ksmtop.model import GuestSample, Snapshot
+
+
+def _yes_no(value: bool | None) -> str:
+    return "unknown" if value is None else ("yes" if value else "no")
+
+
+def details_renderable(guest: GuestSample | None, snapshot: Snapshot) -> Table | Text:
+    if guest is None:
+        if snapshot.scope == "qemu":
+            return Text("No qemu guests on this host. Press w to list every process using KSM.", style="dim")
+        return Text("No process is using KSM.", style="dim")
+    page = snapshot.host.page_size
+    table = Table.grid(padding=(0, 2))
+    for _ in range(4):
+        table.add_column()
+    merged = guest.ksm_merging_pages
+    unknown_why = "" if snapshot.is_root else " (root only)"
+    pss = human_bytes(guest.pss_bytes) if guest.pss_bytes is not None else f"pending{unknown_why}"
+    if guest.pss_age_s is not None:
+        pss += f" ({guest.pss_age_s:.0f} s old)"
+    table.add_row(
+        Text(f"{guest.name}", style="bold"),
+        f"PID {guest.pid} ({guest.kind})",
+        "CPU",
+        percent(guest.cpu_percent),
+    )
+    table.add_row("RSS", human_bytes(guest.rss_bytes), "PSS", pss)
+    table.add_row("Anon", human_bytes(guest.anon_bytes), "File+shmem", human_bytes(guest.shared_bytes))
+    merged_text = "unknown" + unknown_why if merged is None else f"{human_count(merged)} pages"
+    table.add_row(
+        "Merged",
+        f"{merged_text} = {human_bytes(guest.merged_bytes(page))}",
+        "of RSS",
+        percent(guest.merged_percent(page)),
+    )
+    table.add_row(
+        "Zero pages",
+        human_count(guest.ksm_zero_pages),
+        "Profit",
+        human_bytes(guest.ksm_process_profit_bytes),
+    )
+    table.add_row("Mergeable", _yes_no(guest.ksm_mergeable), "Merge any", _yes_no(guest.ksm_merge_any))
+    table.add_row(
+        "Faults",
+        f"{human_count(guest.minor_faults)} minor, {human_count(guest.major_faults)} major",
+        "Rate",
+        f"{human_count(guest.faults_per_s)} /s",
+    )
+    return table
+
+
+class GuestDetails(Static):
+    DEFAULT_CSS = """
+    GuestDetails { height: 9; padding: 0 1; border-top: solid $primary; }
+    """
+
+    def show(self, guest: GuestSample | None, snapshot: Snapshot) -> None:
+        self.update(details_renderable(guest, snapshot))

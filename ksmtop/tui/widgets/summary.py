@@ -1,0 +1,62 @@
+"""The header: host memory and what KSM is doing, in one glance."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from ksmtop.format import human_bytes, human_count, human_rate, human_seconds, percent
+from ksmtop.model import Snapshot
+
+RUN_STATES = {0: ("stopped", "yellow"), 1: ("running", "green"), 2: ("unmerging", "magenta")}
+
+
+def summary_text(snapshot: Snapshot, source: str) -> Text:
+    host, ksm, rates = snapshot.host, snapshot.ksm, snapshot.rates
+    text = Text()
+    text.append("Host ", "bold")
+    text.append(f"{human_bytes(host.mem_total_bytes)} total, {human_bytes(host.mem_available_bytes)} available, ")
+    text.append(f"anon {human_bytes(host.anon_bytes)}   ")
+    guests = snapshot.guests
+    label = "guests" if snapshot.scope == "qemu" else "KSM processes"
+    text.append(f"{len(guests)} {label}, RSS {human_bytes(snapshot.total_guest_rss_bytes)}   ")
+    text.append(f"[{source}]", "dim")
+    text.append("\n")
+    text.append("KSM ", "bold")
+    if not ksm.available:
+        text.append("not available", "red")
+        text.append(f": {ksm.error}")
+        return text
+    run = ksm.get("run")
+    state, style = RUN_STATES.get(run if run is not None else -1, ("unknown", "red"))
+    text.append(state, f"bold {style}")
+    text.append("   saving ")
+    text.append(human_bytes(rates.saving_bytes), "bold cyan")
+    profit = ksm.get("general_profit")
+    if profit is not None:
+        text.append(f" (profit {human_bytes(profit)})")
+    ratio = "–" if rates.sharing_ratio is None else f"{rates.sharing_ratio:.1f}x"
+    text.append(f"   ratio {ratio}")
+    text.append(f"   full scans {human_count(ksm.get('full_scans'))}")
+    if rates.full_scans_delta:
+        text.append(f" (+{rates.full_scans_delta})", "green")
+    text.append("\n")
+    text.append("ksmd ", "bold")
+    text.append(f"{percent(host.ksmd_cpu_percent)} CPU")
+    text.append(f"   scan {human_rate(rates.scan_rate_pages_per_s, 'pages')} set")
+    text.append(f", {human_rate(rates.measured_scan_pages_per_s, 'pages')} measured")
+    text.append(f"   full scan ≈ {human_seconds(rates.full_scan_seconds)}")
+    text.append(f"   sharing {human_rate(rates.pages_sharing_per_s, 'pages')}")
+    text.append(f"   COW breaks {human_rate(host.cow_ksm_per_s, 'pages')}")
+    return text
+
+
+class Summary(Static):
+    """Three lines: host memory, KSM state and saving, ksmd's price."""
+
+    DEFAULT_CSS = """
+    Summary { height: 3; padding: 0 1; background: $boost; }
+    """
+
+    def show(self, snapshot: Snapshot, source: str) -> None:
+        self.update(summary_text(snapshot, source))
