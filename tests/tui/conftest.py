@@ -1,0 +1,23 @@
+"""Helpers for driving the real app with Textual's Pilot."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from textual.pilot import Pilot
+
+
+async def wait_until(pilot: Pilot, predicate: Callable[[], object], timeout: float = 30.0) -> object:
+    """Let the app run until predicate() is truthy; fail with a clear message otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        await pilot.pause(0.1)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def cell_text(table, row_key: str, column_key: str) -> str:
+    return str(table.get_cell(row_key, column_key))
