@@ -1,0 +1,107 @@
+"""A unix-socket connection that exchanges newline-delimited JSON, every read bounded by a deadline.
+
+Shared by the guest-agent and QMP clients. Errors come out as ``SocketTimeout`` (deadline passed) or
+``SocketClosed`` / ``OSError``; the clients turn them into their own exception types.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+MAX_LINE_BYTES = 64 * 1024 * 1024
+"""Upper bound on one JSON line (guest-exec-status can carry up to 16 MiB of output, base64-encoded)."""
+
+
+class SocketTimeout(Exception):
+    """The deadline passed before the peer answered."""
+
+
+class SocketClosed(Exception):
+    """The peer closed the connection."""
+
+
+class JsonSocket:
+    """One connected unix stream socket with a receive buffer."""
+
+    def __init__(self, path: str | Path, timeout: float) -> None:
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._buffer = bytearray()
+        try:
+            self._sock.settimeout(timeout)
+            self._sock.connect(str(path))
+        except TimeoutError as exc:
+            self._sock.close()
+            raise SocketTimeout(f"connecting to {path} took longer than {timeout:g} s") from exc
+        except OSError:
+            self._sock.close()
+            raise
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def send_bytes(self, data: bytes, deadline: float) -> None:
+        self._sock.settimeout(_remaining(deadline))
+        try:
+            self._sock.sendall(data)
+        except TimeoutError as exc:
+            raise SocketTimeout("sending timed out") from exc
+
+    def send_json(self, message: dict[str, Any], deadline: float) -> None:
+        self.send_bytes(json.dumps(message).encode() + b"\n", deadline)
+
+    def skip_past(self, marker: bytes, deadline: float) -> None:
+        """Discard everything up to and including the next occurrence of ``marker``."""
+        while True:
+            index = self._buffer.find(marker)
+            if index >= 0:
+                del self._buffer[: index + len(marker)]
+                return
+            self._buffer.clear()
+            self._fill(deadline)
+
+    def read_line(self, deadline: float) -> bytes:
+        while True:
+            index = self._buffer.find(b"\n")
+            if index >= 0:
+                line = bytes(self._buffer[:index])
+                del self._buffer[: index + 1]
+                return line
+            if len(self._buffer) > MAX_LINE_BYTES:
+                raise ValueError(f"answer longer than {MAX_LINE_BYTES} bytes")
+            self._fill(deadline)
+
+    def read_json(self, deadline: float, strip: bytes = b"") -> dict[str, Any]:
+        """The next non-empty line as a JSON object; ``strip`` removes leading bytes such as 0xFF."""
+        while True:
+            line = self.read_line(deadline).lstrip(strip).strip()
+            if not line:
+                continue
+            message = json.loads(line)
+            if not isinstance(message, dict):
+                raise ValueError(f"expected a JSON object, got {type(message).__name__}")
+            return message
+
+    def _fill(self, deadline: float) -> None:
+        self._sock.settimeout(_remaining(deadline))
+        try:
+            chunk = self._sock.recv(65536)
+        except TimeoutError as exc:
+            raise SocketTimeout("no answer before the deadline") from exc
+        if not chunk:
+            raise SocketClosed("connection closed by the peer")
+        self._buffer += chunk
+
+
+def deadline_after(seconds: float) -> float:
+    return time.monotonic() + seconds
+
+
+def _remaining(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise SocketTimeout("no answer before the deadline")
+    return left
