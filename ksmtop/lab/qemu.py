@@ -1,0 +1,155 @@
+"""Starting one lab guest's qemu process, and telling whether a PID is still that process.
+
+qemu runs with -daemonize and -pidfile: the call returns once qemu has set up (or failed with its own error
+message), and the guest is never a child of ksmtop, so a CLI run can exit and leave the lab running.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ksmtop.lab.guest_init import AGENT_PORT
+from ksmtop.lab.paths import LabError
+
+QEMU_BINARY = "qemu-system-x86_64"
+GUEST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+_UNIX_PATH_MAX = 107
+
+
+@dataclass(frozen=True, slots=True)
+class GuestFiles:
+    """One guest's files in the runtime directory."""
+
+    directory: Path
+
+    @property
+    def agent_socket(self) -> Path:
+        return self.directory / "qga.sock"
+
+    @property
+    def qmp_socket(self) -> Path:
+        return self.directory / "qmp.sock"
+
+    @property
+    def serial_log(self) -> Path:
+        return self.directory / "serial.log"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.directory / "qemu.pid"
+
+    @property
+    def state_file(self) -> Path:
+        return self.directory / "state.json"
+
+
+def check_name(name: str) -> str:
+    if not GUEST_NAME.fullmatch(name):
+        raise LabError(f"invalid guest name {name!r}: use letters, digits, '.', '_' and '-' (at most 63)")
+    return name
+
+
+def qemu_argv(
+    name: str, files: GuestFiles, kernel: Path, initramfs: Path, memory_mib: int, accel: str, qemu: str = QEMU_BINARY
+) -> list[str]:
+    """The qemu command line of a lab guest: direct kernel boot, agent and QMP sockets, mergeable RAM."""
+    check_name(name)
+    for socket_path in (files.agent_socket, files.qmp_socket):
+        if len(str(socket_path)) > _UNIX_PATH_MAX:
+            raise LabError(f"socket path too long for a unix socket: {socket_path}")
+    return [
+        qemu,
+        "-name", f"guest={name}",
+        "-machine", "pc,mem-merge=on",
+        "-accel", accel,
+        "-m", str(memory_mib),
+        "-smp", "1",
+        "-kernel", str(kernel),
+        "-initrd", str(initramfs),
+        "-append", f"console=ttyS0 quiet panic=-1 ksmtop.name={name}",
+        "-no-reboot",
+        "-display", "none",
+        "-serial", f"file:{_opt(files.serial_log)}",
+        "-monitor", "none",
+        "-qmp", f"unix:{_opt(files.qmp_socket)},server=on,wait=off",
+        "-device", "virtio-serial",
+        "-chardev", f"socket,path={_opt(files.agent_socket)},server=on,wait=off,id=qga0",
+        "-device", f"virtserialport,chardev=qga0,name={AGENT_PORT}",
+        "-nic", "none",
+        "-daemonize",
+        "-pidfile", str(files.pidfile),
+    ]  # fmt: skip
+
+
+def launch(argv: list[str], files: GuestFiles, timeout: float = 30.0) -> int:
+    """Run qemu (which daemonizes) and return the guest's PID from its pidfile."""
+    files.directory.mkdir(parents=True, exist_ok=True)
+    for stale in (files.agent_socket, files.qmp_socket, files.pidfile):
+        stale.unlink(missing_ok=True)
+    try:
+        result = subprocess.run(
+            argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except FileNotFoundError as exc:
+        raise LabError(f"{argv[0]} not found: install the qemu-system-x86 package") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise LabError(f"qemu did not start within {timeout:g} s") from exc
+    if result.returncode != 0:
+        detail = " ".join(result.stderr.split())[-400:] or f"exit {result.returncode}"
+        raise LabError(f"qemu failed to start: {detail}")
+    try:
+        return int(files.pidfile.read_text().strip())
+    except (OSError, ValueError) as exc:
+        raise LabError(f"qemu started but wrote no pidfile {files.pidfile}") from exc
+
+
+def start_ticks(pid: int) -> int | None:
+    """The process start time (clock ticks since boot) from /proc/PID/stat; None if it is gone or a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
+
+
+def is_guest_process(pid: int, ticks: int, name: str) -> bool:
+    """True when ``pid`` is still the qemu process that runs guest ``name`` (guards against PID reuse)."""
+    if start_ticks(pid) != ticks:
+        return False
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return f"guest={name}".encode() in argv
+
+
+def wait_gone(pid: int, ticks: int, timeout: float) -> bool:
+    """Wait until the process has exited; True if it did within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while start_ticks(pid) == ticks:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def send_signal(pid: int, ticks: int, signum: signal.Signals) -> None:
+    if start_ticks(pid) == ticks:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+
+def _opt(path: Path) -> str:
+    """A path inside a qemu option string: commas are doubled."""
+    return str(path).replace(",", ",,")
