@@ -1,0 +1,96 @@
+"""The app without KSM (fixture tree: a machine cannot drop its KSM on demand) and as a non-root user (real)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from ksmtop.source import LiveSource
+from ksmtop.tui.app import KsmTopApp
+from ksmtop.tui.widgets.guests import GuestTable
+from tests.fixtures.tree import FakeRoot
+from tests.tui.conftest import wait_until
+
+SIZE = (170, 48)
+
+
+async def test_without_ksm_the_guest_list_still_works(tmp_path):
+    root = FakeRoot(tmp_path, ksm=None)
+    root.add_process(4242, "qemu-system-x86", ["qemu-system-x86_64", "-name", "guest=web-01,debug-threads=on"])
+    app = KsmTopApp(LiveSource(root=tmp_path), interval=0.2)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.history.latest is not None)
+        banner = str(app.query_one("#banner").render())
+        assert "KSM unavailable" in banner and "does not exist" in banner
+        assert app.query_one("#banner").display
+        table = app.query_one(GuestTable)
+        assert str(table.get_cell("4242", "name")) == "web-01"
+        assert "without KSM" in str(app.query_one("#knob-help").render())
+        assert "not available" in str(app.query_one("#summary").render())
+
+
+def _run_as_nobody() -> dict:
+    """Run the app in a forked child that drops root; imports are warmed up first (/root is not readable)."""
+
+    async def drive(observe: bool) -> dict:
+        app = KsmTopApp(LiveSource(), interval=0.2)
+        seen: dict = {}
+        async with app.run_test(size=SIZE) as pilot:
+            for _ in range(100):
+                if app.history.latest is not None:
+                    break
+                await pilot.pause(0.05)
+            if observe:
+                knobs = app.query_one("#knobs")
+                seen["banner"] = str(app.query_one("#banner").render())
+                seen["knobs_disabled"] = knobs.disabled
+                seen["title"] = str(app.query_one("#knobs-title").render())
+                seen["is_root"] = app.history.latest.is_root
+                knobs.focus()
+                await pilot.press("enter")
+                seen["editor_open"] = app.query_one("#knob-input").has_class("editing")
+                result = app.source.write_tunable("pages_to_scan", "1234")
+                seen["write_ok"] = result.ok
+                seen["write_message"] = result.message
+        return seen
+
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        try:
+            os.close(read_fd)
+            asyncio.run(drive(observe=False))  # warm-up as root: every module the app needs gets imported
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            payload = json.dumps(asyncio.run(drive(observe=True)))
+        except BaseException as exc:  # report, never fall back into pytest in the child
+            payload = json.dumps({"error": f"{type(exc).__name__}: {exc}"})
+        os.write(write_fd, payload.encode())
+        os._exit(0)
+    os.close(write_fd)
+    chunks = []
+    while chunk := os.read(read_fd, 65536):
+        chunks.append(chunk)
+    os.close(read_fd)
+    os.waitpid(pid, 0)
+    return json.loads(b"".join(chunks) or b"{}")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to nobody")
+def test_non_root_is_read_only_with_a_banner():
+    before = Path("/sys/kernel/mm/ksm/pages_to_scan").read_text()
+    seen = _run_as_nobody()
+    assert "error" not in seen, seen
+    assert seen["is_root"] is False
+    assert "READ-ONLY" in seen["banner"] and "not root" in seen["banner"]
+    assert seen["knobs_disabled"] is True
+    assert "read-only" in seen["title"]
+    assert seen["editor_open"] is False
+    assert seen["write_ok"] is False
+    assert "needs root" in seen["write_message"]
+    assert Path("/sys/kernel/mm/ksm/pages_to_scan").read_text() == before
