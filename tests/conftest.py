@@ -44,7 +44,12 @@ class KsmGuard:
         )
         if needs_unmerge:
             _write("run", "2")
-        for name, value in self.saved.items():
+        # advisor_mode first: while the scan-time advisor is on, the kernel refuses pages_to_scan (EINVAL),
+        # and switching it off resets pages_to_scan, so that one is written after it.
+        order = sorted(self.saved, key=lambda name: name != "advisor_mode")
+        for name in order:
+            value = self.saved[name]
+            current = read_ksm("/").values if name == "pages_to_scan" else current
             if name == "run" or str(current.get(name)) == value:
                 continue
             try:

@@ -168,13 +168,9 @@ def test_accepted_with_warning(ksm_guard, name, value, words):
     assert result.warning is not None and words in result.warning
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="conftest KsmGuard.restore writes pages_to_scan before advisor_mode; fix: restore advisor_mode first",
-)
 def test_guard_restores_pages_to_scan_after_advisor_change(ksm_guard):
-    """conftest's KsmGuard restores pages_to_scan before advisor_mode, but leaving scan-time resets
-    pages_to_scan to 100 and pages_to_scan cannot be written while the advisor is on."""
+    """Leaving scan-time resets pages_to_scan and pages_to_scan cannot be written while the advisor is on:
+    the guard must restore advisor_mode first."""
     ksm_guard.set(run=0, pages_to_scan=1234)
     inner = KsmGuard()
     inner.set(advisor_mode="scan-time")
