@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -90,8 +91,10 @@ class Lab:
         prefix: str = "lab",
         cache: Path | None = None,
         qemu: str = QEMU_BINARY,
+        log: Callable[[str], None] = lambda _: None,
     ) -> None:
         self.runtime = runtime or runtime_dir()
+        self.log = log
         self.prefix = check_name(prefix)
         self.cache = cache
         self.qemu = qemu
@@ -102,7 +105,7 @@ class Lab:
 
     def image(self) -> LabImage:
         if self._image is None:
-            self._image = build_image(self.cache)
+            self._image = build_image(self.cache, log=self.log)
         return self._image
 
     def accel(self, requested: str = "auto") -> AccelChoice:
