@@ -46,7 +46,7 @@ class TunablesPanel(Vertical):
     DEFAULT_CSS = """
     TunablesPanel { height: 1fr; }
     TunablesPanel KnobTable { height: auto; max-height: 15; }
-    TunablesPanel #counters { height: 1fr; }
+    TunablesPanel #counters { height: 1fr; overflow-x: hidden; }
     TunablesPanel KnobInput { display: none; }
     TunablesPanel KnobInput.editing { display: block; }
     TunablesPanel #knob-help { height: auto; color: $text-muted; padding: 0 1; }
