@@ -104,6 +104,45 @@ UNKNOWN_KSM = KsmStat()
 
 def parse_ksm_stat(data: bytes) -> KsmStat:
     """Parse /proc/PID/ksm_stat; fields vary by kernel ('name value' or 'name: yes')."""
+    return KsmStat(*_ksm_stat_values(data))
+
+
+KsmValues = tuple[int | None, int | None, int | None, int | None, bool | None, bool | None]
+UNKNOWN_KSM_VALUES: KsmValues = (None, None, None, None, None, None)
+
+
+def _ksm_stat_values(data: bytes) -> KsmValues:
+    """KsmStat's fields as a tuple, for the per-tick loop: bytes, one split, one dict, no dataclass.
+
+    Text that is not one 'name value' pair per line takes the careful line-by-line path.
+    """
+    words = data.split()
+    if len(words) != 2 * data.count(b"\n"):
+        stat = _parse_ksm_stat_lines(data)
+        return (stat.merging_pages, stat.zero_pages, stat.rmap_items, stat.profit_bytes, stat.mergeable, stat.merge_any)
+    values = dict(zip(words[::2], words[1::2]))  # noqa: B905 (lengths checked above)
+    mergeable = values.get(b"ksm_mergeable:")
+    merge_any = values.get(b"ksm_merge_any:")
+    return (
+        _int(values.get(b"ksm_merging_pages")),
+        _int(values.get(b"ksm_zero_pages")),
+        _int(values.get(b"ksm_rmap_items")),
+        _int(values.get(b"ksm_process_profit")),
+        None if mergeable is None else mergeable == b"yes",
+        None if merge_any is None else merge_any == b"yes",
+    )
+
+
+def _int(value: bytes | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def _parse_ksm_stat_lines(data: bytes) -> KsmStat:
     values: dict[str, str] = {}
     for line in data.decode(errors="replace").splitlines():
         key, _, value = line.replace(":", " ", 1).partition(" ")
@@ -307,20 +346,25 @@ class ProcessTable:
         ticks = self.clock_ticks
         for pid, process in self.tracked.items():
             try:
-                _comm, minflt, majflt, cpu_ticks, start_ticks, state = parse_stat(_pread(process.stat_fd))
-                if start_ticks != process.start_ticks or state in DEAD_STATES:
+                stat = _pread(process.stat_fd)
+                fields = stat[stat.rindex(b")") + 2 :].split()  # as parse_stat, without decoding comm
+                start_ticks = int(fields[19])
+                if start_ticks != process.start_ticks or fields[0][0] in DEAD_STATES:
                     gone.append(pid)
                     continue
                 rss, shared = parse_statm(_pread(process.statm_fd), self.page_size)
                 if process.ksm_fd is None:
-                    ksm = UNKNOWN_KSM
+                    ksm = UNKNOWN_KSM_VALUES
                 elif process.ksm_fd_is_stat:
-                    ksm = parse_ksm_stat(_pread(process.ksm_fd))
+                    ksm = _ksm_stat_values(_pread(process.ksm_fd))
                 else:
-                    ksm = KsmStat(merging_pages=int(_pread(process.ksm_fd)))
+                    ksm = (int(_pread(process.ksm_fd)), None, None, None, None, None)
+                minflt, majflt = int(fields[7]), int(fields[9])
+                cpu_ticks = int(fields[11]) + int(fields[12])
             except (OSError, ValueError, IndexError):
                 gone.append(pid)
                 continue
+            merging, zero, rmap, profit, mergeable, merge_any = ksm
             samples.append(
                 GuestSample(
                     pid=pid,
@@ -330,12 +374,12 @@ class ProcessTable:
                     rss_bytes=rss,
                     anon_bytes=rss - shared,
                     shared_bytes=shared,
-                    ksm_merging_pages=ksm.merging_pages,
-                    ksm_zero_pages=ksm.zero_pages,
-                    ksm_rmap_items=ksm.rmap_items,
-                    ksm_process_profit_bytes=ksm.profit_bytes,
-                    ksm_mergeable=ksm.mergeable,
-                    ksm_merge_any=ksm.merge_any,
+                    ksm_merging_pages=merging,
+                    ksm_zero_pages=zero,
+                    ksm_rmap_items=rmap,
+                    ksm_process_profit_bytes=profit,
+                    ksm_mergeable=mergeable,
+                    ksm_merge_any=merge_any,
                     cpu_seconds=cpu_ticks / ticks,
                     minor_faults=minflt,
                     major_faults=majflt,
