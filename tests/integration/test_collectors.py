@@ -25,6 +25,10 @@ needs_ksm_stat = pytest.mark.skipif(
 )
 
 
+def ksm_value(name: str) -> int:
+    return int((Path("/sys/kernel/mm/ksm") / name).read_text())
+
+
 def merging_pages(pid: int) -> int:
     return int(Path(f"/proc/{pid}/ksm_merging_pages").read_text())
 
@@ -48,6 +52,11 @@ def proc_state(pid: int) -> str:
 @pytest.mark.ksm
 @needs_ksm_stat
 def test_snapshot_matches_kernel_per_process(ksm_guard, mergeable_processes):
+    # While ksmd is stopped, processes that exited keep counting in pages_sharing until ksmd's cursor passes
+    # their mm; two full scans before our stand-ins exist flush that, so the "before" saving is a real baseline.
+    ksm_guard.set(pages_to_scan=5000, sleep_millisecs=10, run=1)
+    scans = ksm_value("full_scans")
+    wait_for(lambda: ksm_value("full_scans") >= scans + 2, timeout=60)
     ksm_guard.set(run=0)
     same = [mergeable_processes(mib=MIB, fill="same", name=f"ksmtop-same{i}") for i in range(3)]
     rand = mergeable_processes(mib=MIB, fill="random", name="ksmtop-random")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ksmtop.collect import procfs
 from ksmtop.collect.host import parse_meminfo, parse_vmstat
 from ksmtop.collect.procfs import KsmStat, guest_name_from_cmdline, parse_ksm_stat, parse_stat, parse_statm
 from tests.fixtures.tree import stat_line
@@ -72,10 +73,16 @@ def test_parse_statm(data, page_size, expected):
         pytest.param("ksm_merging_pages lots\n", KsmStat(), id="garbage-number"),
         pytest.param("", KsmStat(), id="empty-zombie"),
         pytest.param("ksm_new_field 9\nksm_merging_pages 7\n", KsmStat(merging_pages=7), id="unknown-field"),
+        pytest.param("ksm_rmap_items 5\nksm_merging_pages 4", KsmStat(4, None, 5), id="no-final-newline"),
+        pytest.param("ksm_merging_pages 5 extra\nksm_rmap_items 6\n", KsmStat(rmap_items=6), id="three-words"),
+        pytest.param("ksm_merging_pages\nksm_rmap_items 6\n", KsmStat(rmap_items=6), id="no-value"),
+        pytest.param("ksm_mergeable:yes\nksm_rmap_items 1\n", KsmStat(rmap_items=1, mergeable=True), id="no-space"),
     ],
 )
 def test_parse_ksm_stat(text, expected):
     assert parse_ksm_stat(text.encode()) == expected
+    # the per-tick fast path and the careful line parser agree
+    assert procfs._parse_ksm_stat_lines(text.encode()) == expected
 
 
 @pytest.mark.parametrize(
