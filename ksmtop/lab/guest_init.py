@@ -1,6 +1,7 @@
 """The lab guest's /init and /sbin/shutdown, as busybox sh scripts.
 
-/init mounts the pseudo file systems and a tmpfs on /dev/shm (where the fill workloads put their data), loads the
+/init mounts the pseudo file systems and a tmpfs on /dev/shm (where the fill workloads put their data; 60% of RAM,
+so a fill too big fails with ENOSPC instead of leaving the guest kernel out of memory), loads the
 virtio modules, creates /dev/virtio-ports/NAME links (there is no udev), and keeps qemu-ga running on the agent
 port. qemu-ga's guest-shutdown runs /sbin/shutdown, which busybox lacks: ours powers off (or reboots) at once.
 """
@@ -15,7 +16,7 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/shm /dev/pts /dev/virtio-ports /run /tmp
-mount -t tmpfs -o size=90% shm /dev/shm
+mount -t tmpfs -o size=60% shm /dev/shm
 mount -t tmpfs -o mode=0755 run /run
 name=$(sed -n 's/.*ksmtop\.name=\([A-Za-z0-9._-]*\).*/\1/p' /proc/cmdline)
 [ -n "$name" ] && hostname "$name"
