@@ -47,3 +47,21 @@ def _header(name: str, inode: int, mode: int, size: int, nlink: int, rdev: tuple
     fields = (inode, mode, 0, 0, nlink, 0, size, 0, 0, rdev[0], rdev[1], len(encoded), 0)
     header = b"070701" + b"".join(b"%08X" % value for value in fields) + encoded
     return header + b"\0" * (-len(header) % 4)
+
+
+def list_entries(archive: bytes) -> dict[str, int]:
+    """Entry name -> mode of a newc archive (to check what an initramfs holds)."""
+    entries: dict[str, int] = {}
+    offset = 0
+    while True:
+        header = archive[offset : offset + 110]
+        if header[:6] != b"070701":
+            raise ValueError(f"not a newc cpio header at offset {offset}")
+        mode, size, name_size = int(header[14:22], 16), int(header[54:62], 16), int(header[94:102], 16)
+        name = archive[offset + 110 : offset + 110 + name_size - 1].decode()
+        if name == "TRAILER!!!":
+            return entries
+        entries[name] = mode
+        offset += 110 + name_size
+        offset += -offset % 4
+        offset += size + (-size % 4)

@@ -18,6 +18,7 @@ from ksmtop.collect.agent import AgentTimeout
 from ksmtop.lab import Lab, LabGuest, build_image, start_workload
 from ksmtop.lab import workloads as workloads_module
 from ksmtop.lab.accel import choose_accel
+from ksmtop.lab.cpio import list_entries
 from ksmtop.lab.paths import GUEST_AGENTS_IN_IMAGE
 from tests.integration.conftest import require_lab_tools
 
@@ -28,23 +29,6 @@ SCAN_SECONDS = 20
 FILL_MIB = 64
 
 
-def cpio_names(archive: bytes) -> dict[str, int]:
-    """Entry name -> mode of a newc archive (enough to check what the initramfs holds)."""
-    names: dict[str, int] = {}
-    offset = 0
-    while True:
-        header = archive[offset : offset + 110]
-        assert header[:6] == b"070701", f"bad cpio magic at {offset}"
-        mode, size, namesize = int(header[14:22], 16), int(header[54:62], 16), int(header[94:102], 16)
-        name = archive[offset + 110 : offset + 110 + namesize - 1].decode()
-        if name == "TRAILER!!!":
-            return names
-        names[name] = mode
-        offset += 110 + namesize
-        offset += -offset % 4
-        offset += size + (-size % 4)
-
-
 def test_build_image_holds_the_guest_and_is_cached():
     require_lab_tools()
     first = build_image()
@@ -53,7 +37,7 @@ def test_build_image_holds_the_guest_and_is_cached():
     assert again.seconds < 10
     assert first.kernel.stat().st_size > 1_000_000
     assert first.size_bytes < 40 * 2**20
-    names = cpio_names(gzip.decompress(first.initramfs.read_bytes()))
+    names = list_entries(gzip.decompress(first.initramfs.read_bytes()))
     for needed in ("init", "bin/busybox", "bin/sh", "sbin/shutdown", "usr/sbin/qemu-ga", "lib64/ld-linux-x86-64.so.2",
                    "lib/modules/virtio_console.ko", "lib/modules/virtio_pci.ko", "dev/console"):  # fmt: skip
         assert needed in names, f"initramfs lacks {needed}"
