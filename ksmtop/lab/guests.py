@@ -99,6 +99,8 @@ class Lab:
         self.cache = cache
         self.qemu = qemu
         self.accel_choice: AccelChoice | None = None
+        """The last accelerator decision (what `lab up` reports)."""
+        self._accel_choices: dict[str, AccelChoice] = {}
         self._image: LabImage | None = None
 
     # -- image and accelerator ------------------------------------------------------------------------------
@@ -109,9 +111,12 @@ class Lab:
         return self._image
 
     def accel(self, requested: str = "auto") -> AccelChoice:
-        if self.accel_choice is None or requested != "auto":
-            self.accel_choice = choose_accel(self.runtime, self.image(), requested, self.qemu)
-        return self.accel_choice
+        """The accelerator for new guests: "kvm"/"tcg" as asked, or "auto" (probe, cached per host boot)."""
+        choice = self._accel_choices.get(requested)
+        if choice is None:
+            choice = self._accel_choices[requested] = choose_accel(self.runtime, self.image(), requested, self.qemu)
+        self.accel_choice = choice
+        return choice
 
     # -- starting -------------------------------------------------------------------------------------------
 
@@ -182,15 +187,17 @@ class Lab:
         deadline = time.monotonic() + timeout
         ready: dict[str, float] = {}
         for guest in guests:
-            with guest.agent(timeout=2.0) as agent:
+            with guest.agent() as agent:
+                ping_timeout = 1.0  # grows, so a slow but live agent is not missed on a loaded host
                 while True:
                     if not guest.is_running():
                         raise LabError(f"guest {guest.name} exited during boot; see {guest.serial_log}")
                     try:
-                        agent.ping(timeout=min(2.0, max(0.1, deadline - time.monotonic())))
+                        agent.ping(timeout=min(ping_timeout, max(0.1, deadline - time.monotonic())))
                         ready[guest.name] = time.time() - guest.started_at
                         break
                     except AgentError:
+                        ping_timeout = min(ping_timeout + 0.5, 5.0)
                         if time.monotonic() >= deadline:
                             raise LabError(
                                 f"guest {guest.name}'s agent did not answer within {timeout:g} s; "

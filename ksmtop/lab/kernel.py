@@ -52,6 +52,17 @@ def ensure_kernel(cache: Path, log: Callable[[str], None] = lambda _: None) -> G
     if (target / "kernel.json").is_file():
         return _load(target)
     log(f"fetching {package} {version} with apt-get download")
+    try:
+        return _fetch(kernels, target, package, version)
+    except LabError as exc:
+        cached = _newest_cached(kernels)
+        if cached is None:
+            raise LabError(f"{exc} (stale package lists? run apt-get update)") from exc
+        log(f"could not fetch {package} {version} ({exc}): using the cached {cached.package} {cached.version}")
+        return cached
+
+
+def _fetch(kernels: Path, target: Path, package: str, version: str) -> GuestKernel:
     kernels.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=kernels, prefix=".fetch-") as tmp:
         work = Path(tmp)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ksmtop.collect.agent import AgentTimeout
-from ksmtop.lab import Lab, LabGuest, build_image, start_workload
+from ksmtop.lab import Lab, LabError, LabGuest, build_image, start_workload
 from ksmtop.lab import workloads as workloads_module
 from ksmtop.lab.accel import choose_accel
 from ksmtop.lab.cpio import list_entries
@@ -114,6 +114,19 @@ def test_agent_call_to_paused_guest_times_out(lab_guests: list[LabGuest]):
             qmp.cont()
         assert qmp.query_status() == "running"
         agent.ping(timeout=10)  # a fresh sync skips the late answer to the timed-out ping
+
+
+def test_paused_guest_stops_only_when_forced(lab: Lab, lab_guests: list[LabGuest]):
+    guest = lab_guests[1]
+    with guest.qmp() as qmp:
+        qmp.stop()
+    started = time.monotonic()
+    with pytest.raises(LabError, match="did not stop: guest agent did not answer guest-ping"):
+        lab.stop_guest(guest.name, timeout=5)
+    assert time.monotonic() - started < 10 and guest.is_running()
+    assert lab.stop_guest(guest.name, force=True).startswith("quit over QMP")
+    assert not guest.is_running() and lab.find(guest.name) is None
+    lab_guests[1] = lab.start_guest(guest.name, 256, accel="tcg", wait=True, timeout=90)
 
 
 def test_stop_and_start_one_guest(lab: Lab, lab_guests: list[LabGuest]):
