@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -40,9 +41,14 @@ class AccelChoice:
 
 
 def choose_accel(
-    runtime: Path, image: LabImage, requested: str = "auto", qemu: str = QEMU_BINARY, deadline: float = PROBE_DEADLINE
+    runtime: Path,
+    image: LabImage,
+    requested: str = "auto",
+    qemu: str = QEMU_BINARY,
+    deadline: float = PROBE_DEADLINE,
+    log: Callable[[str], None] = lambda _: None,
 ) -> AccelChoice:
-    """ "kvm" or "tcg" as asked, or for "auto" the (cached) result of a probe boot under KVM."""
+    """The accelerator: kvm or tcg as asked, or for "auto" the (cached) result of a probe boot under KVM."""
     if requested == "tcg":
         return AccelChoice("tcg", "asked for TCG")
     if requested == "kvm":
@@ -56,6 +62,7 @@ def choose_accel(
     cached = _read_cache(cache_file, key)
     if cached is not None:
         return cached
+    log(f"probing KVM with a test boot (at most {deadline:g} s, once per host boot)")
     choice = probe_kvm(runtime / ".kvm-probe", image, qemu, deadline)
     runtime.mkdir(parents=True, exist_ok=True)
     cache_file.write_text(json.dumps({"key": key, "choice": asdict(choice)}) + "\n")

@@ -1,9 +1,10 @@
 """The lab guest's /init and /sbin/shutdown, as busybox sh scripts.
 
-/init mounts the pseudo file systems and a tmpfs on /dev/shm (where the fill workloads put their data; 60% of RAM,
-so a fill too big fails with ENOSPC instead of leaving the guest kernel out of memory), loads the
-virtio modules, creates /dev/virtio-ports/NAME links (there is no udev), and keeps qemu-ga running on the agent
-port. qemu-ga's guest-shutdown runs /sbin/shutdown, which busybox lacks: ours powers off (or reboots) at once.
+/init mounts the pseudo file systems and a tmpfs on /dev/shm (where the fill workloads put their data; sized to
+the memory free at boot less a reserve, so a fill too big fails with ENOSPC instead of leaving the guest kernel
+out of memory), loads the virtio modules, creates /dev/virtio-ports/NAME links (there is no udev), and keeps
+qemu-ga running on the agent port. qemu-ga's guest-shutdown runs /sbin/shutdown, which busybox lacks: ours powers
+off (or reboots) at once.
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/shm /dev/pts /dev/virtio-ports /run /tmp
-mount -t tmpfs -o size=60% shm /dev/shm
+# /dev/shm may take what is free at boot less 24 MiB, so an oversized fill ends in ENOSPC, not a guest OOM panic
+available_kb=$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo)
+shm_kb=$((available_kb - 24576))
+[ "$shm_kb" -lt 4096 ] && shm_kb=4096
+mount -t tmpfs -o "size=${shm_kb}k" shm /dev/shm
 mount -t tmpfs -o mode=0755 run /run
 name=$(sed -n 's/.*ksmtop\.name=\([A-Za-z0-9._-]*\).*/\1/p' /proc/cmdline)
 [ -n "$name" ] && hostname "$name"

@@ -114,7 +114,8 @@ class Lab:
         """The accelerator for new guests: "kvm"/"tcg" as asked, or "auto" (probe, cached per host boot)."""
         choice = self._accel_choices.get(requested)
         if choice is None:
-            choice = self._accel_choices[requested] = choose_accel(self.runtime, self.image(), requested, self.qemu)
+            choice = choose_accel(self.runtime, self.image(), requested, self.qemu, log=self.log)
+            self._accel_choices[requested] = choice
         self.accel_choice = choice
         return choice
 
