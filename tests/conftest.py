@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from ksmtop.collect.ksm import KNOBS, ksm_dir, read_ksm
 
 REPO = Path(__file__).resolve().parent.parent
 KSM = ksm_dir("/")
+KSM_LOCK = "/run/lock/ksmtop-ksm-tests.lock" if os.path.isdir("/run/lock") else "/tmp/ksmtop-ksm-tests.lock"
 
 
 def _write(name: str, value: str) -> None:
@@ -64,11 +66,14 @@ def ksm_guard() -> Iterator[KsmGuard]:
     """Changes to KSM knobs made through the guard (or by the code under test) are undone, even on failure."""
     if os.geteuid() != 0 or not KSM.is_dir():
         pytest.skip("needs root and /sys/kernel/mm/ksm")
-    guard = KsmGuard()
-    try:
-        yield guard
-    finally:
-        guard.restore()
+    # KSM is one per host: test runs that change it take turns (another checkout's suite may be running).
+    with open(KSM_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        guard = KsmGuard()
+        try:
+            yield guard
+        finally:
+            guard.restore()
 
 
 @pytest.fixture
