@@ -7,13 +7,11 @@ import time
 from collections.abc import Iterable
 
 from textual import work
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import App, SystemCommand
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Input, Static
 
 from ksmtop.collect.ksm import WriteResult
 from ksmtop.model import Snapshot
@@ -21,10 +19,8 @@ from ksmtop.sampler import History
 from ksmtop.source import Source
 from ksmtop.tui.screens.help import HelpScreen
 from ksmtop.tui.screens.interval import IntervalScreen
-from ksmtop.tui.widgets.details import GuestDetails
-from ksmtop.tui.widgets.graphs import Graphs
+from ksmtop.tui.screens.main import MainScreen
 from ksmtop.tui.widgets.guests import GuestTable
-from ksmtop.tui.widgets.summary import Summary
 from ksmtop.tui.widgets.tunables import TunablesPanel
 
 
@@ -71,24 +67,14 @@ class KsmTopApp(App[None]):
         self.sample_error = ""
         self._timer: Timer | None = None
 
-    def compose(self) -> ComposeResult:
-        yield Summary(id="summary")
-        yield Static("", id="banner")
-        with Horizontal(id="main"):
-            with Vertical(id="left"):
-                yield GuestTable(id="guests")
-                yield Input(placeholder="filter by name (Esc clears)", id="filter")
-                yield GuestDetails(id="details")
-                yield Graphs(id="graphs")
-            with Vertical(id="right"):
-                yield TunablesPanel(id="tunables")
-        yield Static("", id="status")
-        yield Footer()
+    def get_default_screen(self) -> MainScreen:
+        self.main = MainScreen(id="_default")
+        return self.main
 
-    def on_mount(self) -> None:
-        self.query_one(TunablesPanel).set_read_only("" if self.source.can_edit else self.source.why_read_only)
+    def on_main_screen_ready(self, message: MainScreen.Ready) -> None:
+        """The screen's widgets exist: start sampling."""
+        self.main.query_one(TunablesPanel).set_read_only("" if self.source.can_edit else self.source.why_read_only)
         self._set_banner(None)
-        self.query_one(GuestTable).focus()
         self.sample_now()
 
     # --- sampling -----------------------------------------------------------------------------------------
@@ -116,6 +102,8 @@ class KsmTopApp(App[None]):
             self._timer = self.set_timer(self.interval, self._sample)
 
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
+        if not self.main.is_attached:
+            return  # the app is closing
         self.history.append(message.snapshot)
         self.last_took_s = message.took_s
         self.sample_error = ""
@@ -123,28 +111,18 @@ class KsmTopApp(App[None]):
         self._arm()
 
     def on_sample_failed(self, message: SampleFailed) -> None:
+        if not self.main.is_attached:
+            return
         self.sample_error = message.error
         self._show_status()
         self._arm()
 
     def show(self, snapshot: Snapshot) -> None:
-        self.query_one(Summary).show(snapshot, self.source.description)
-        self.query_one(GuestTable).show(snapshot)
-        self.query_one(TunablesPanel).show(snapshot.ksm)
-        self._show_selected()
+        self.main.show(snapshot, self.history, self.source.description, self.selected_pid)
         self._set_banner(snapshot)
         self._show_status()
 
-    def _show_selected(self) -> None:
-        snapshot = self.history.latest
-        if snapshot is None:
-            return
-        guest = snapshot.guest(self.selected_pid) if self.selected_pid is not None else None
-        self.query_one(GuestDetails).show(guest, snapshot)
-        self.query_one(Graphs).plot(self.history, self.selected_pid)
-
     def _set_banner(self, snapshot: Snapshot | None) -> None:
-        banner = self.query_one("#banner", Static)
         messages = []
         if not self.source.can_edit and self.source.why_read_only:
             messages.append(f"READ-ONLY: {self.source.why_read_only}")
@@ -152,22 +130,21 @@ class KsmTopApp(App[None]):
             messages.append("per-process KSM figures and PSS need root: shown as unknown")
         if snapshot is not None and not snapshot.ksm.available:
             messages.append(f"KSM unavailable: {snapshot.ksm.error}. The guest list still works.")
-        banner.update("\n".join(messages))
-        banner.display = bool(messages)
+        self.main.set_banner(messages)
 
     def _show_status(self) -> None:
-        status = self.query_one("#status", Static)
         state = "PAUSED (space resumes)" if self.paused else f"sampling every {self.interval:g} s"
         parts = [state, f"last sample {self.last_took_s * 1000:.0f} ms", f"history {len(self.history)} samples"]
         if self.sample_error:
             parts.append(self.sample_error)
-        status.update("  |  ".join(parts))
+        self.main.set_status("  |  ".join(parts))
 
     # --- messages from widgets ----------------------------------------------------------------------------
     def on_guest_table_selected(self, message: GuestTable.Selected) -> None:
         self.selected_pid = message.pid
         self.source.select(message.pid)
-        self._show_selected()
+        if self.history.latest is not None:
+            self.main.show_selected(self.history.latest, self.history, message.pid)
 
     def on_tunables_panel_write_requested(self, message: TunablesPanel.WriteRequested) -> None:
         self._write_tunable(message.name, message.value)
@@ -178,7 +155,7 @@ class KsmTopApp(App[None]):
 
     def on_tunable_written(self, message: TunableWritten) -> None:
         result = message.result
-        self.query_one(TunablesPanel).show_result(result)
+        self.main.query_one(TunablesPanel).show_result(result)
         if not result.ok:
             self.notify(result.message, title="Refused", severity="error")
         elif result.warning:
@@ -212,7 +189,7 @@ class KsmTopApp(App[None]):
         self.push_screen(IntervalScreen(self.interval), chosen)
 
     def action_widen(self) -> None:
-        table = self.query_one(GuestTable)
+        table = self.main.query_one(GuestTable)
         scope = "ksm" if (self.history.latest and self.history.latest.scope == "qemu") else "qemu"
         self.source.set_scope(scope)
         table.clear()
@@ -221,32 +198,14 @@ class KsmTopApp(App[None]):
             self.sample_now()
 
     def action_filter(self) -> None:
-        field = self.query_one("#filter", Input)
-        field.display = True
-        field.focus()
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id == "filter":
-            self.query_one(GuestTable).set_filter(event.value)
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "filter":
-            self.query_one(GuestTable).focus()
-
-    def on_key(self, event: object) -> None:
-        key = getattr(event, "key", "")
-        field = self.query_one("#filter", Input)
-        if key == "escape" and field.has_focus:
-            field.value = ""
-            field.display = False
-            self.query_one(GuestTable).focus()
+        self.main.show_filter()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Pause / resume", "Stop or restart sampling", self.action_pause)
         yield SystemCommand("Refresh interval", "Change seconds between samples", self.action_interval)
         yield SystemCommand("Widen / narrow", "qemu guests only, or every process using KSM", self.action_widen)
-        table = self.query_one(GuestTable)
+        table = self.main.query_one(GuestTable)
         for key, label in (
             ("rss_bytes", "RSS"),
             ("ksm_merging_pages", "merged pages"),

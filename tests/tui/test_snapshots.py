@@ -47,12 +47,18 @@ class RecordedSource:
 
 
 async def _play_to_end(pilot) -> None:
+    """Take exactly one sample per recorded snapshot: the app's own timer is set to an hour, so the
+    picture holds the same samples however fast or slow this machine is."""
     app = pilot.app
-    count = len(app.source.snapshots)
-    while len(app.history) < count:
-        await pilot.pause(0.05)
-    await pilot.press("space")  # pause: the picture stays put
-    app.last_took_s = 0.0
+    while not app.history:  # the sample taken at start-up
+        await pilot.pause(0.01)
+    while len(app.history) < len(app.source.snapshots):
+        taken = len(app.history)
+        app.sample_now()
+        while len(app.history) == taken:
+            await pilot.pause(0.01)
+    await pilot.press("space")  # pause: the status line says so
+    app.last_took_s = 0.0  # the one figure that depends on this machine's speed
     app._show_status()
     await pilot.pause(0.2)
 
@@ -66,7 +72,7 @@ def test_recorded_session_is_readable():
 
 
 def test_main_screen(snap_compare):
-    app = KsmTopApp(RecordedSource(SESSION), interval=0.05)
+    app = KsmTopApp(RecordedSource(SESSION), interval=3600)
     assert snap_compare(app, terminal_size=SIZE, run_before=_play_to_end)
 
 
@@ -75,7 +81,7 @@ def test_main_screen_sorted_by_rss_with_a_filter(snap_compare):
         await _play_to_end(pilot)
         await pilot.press("M", "slash", *"standin", "enter")
 
-    app = KsmTopApp(RecordedSource(SESSION), interval=0.05)
+    app = KsmTopApp(RecordedSource(SESSION), interval=3600)
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
 
 
@@ -84,5 +90,5 @@ def test_help_screen(snap_compare):
         await _play_to_end(pilot)
         await pilot.press("question_mark")
 
-    app = KsmTopApp(RecordedSource(SESSION), interval=0.05)
+    app = KsmTopApp(RecordedSource(SESSION), interval=3600)
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

@@ -1,0 +1,82 @@
+"""The main screen: header, guest table with details and sparklines, tunables and counters, status line."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Static
+
+from ksmtop.model import Snapshot
+from ksmtop.sampler import History
+from ksmtop.tui.widgets.details import GuestDetails
+from ksmtop.tui.widgets.graphs import Graphs
+from ksmtop.tui.widgets.guests import GuestTable
+from ksmtop.tui.widgets.summary import Summary
+from ksmtop.tui.widgets.tunables import TunablesPanel
+
+
+class MainScreen(Screen[None]):
+    """Draws snapshots; knows nothing about where they come from."""
+
+    class Ready(Message):
+        """Posted once the widgets are mounted."""
+
+    def compose(self) -> ComposeResult:
+        yield Summary(id="summary")
+        yield Static("", id="banner")
+        with Horizontal(id="main"):
+            with Vertical(id="left"):
+                yield GuestTable(id="guests")
+                yield Input(placeholder="filter by name (Esc clears)", id="filter")
+                yield GuestDetails(id="details")
+                yield Graphs(id="graphs")
+            with Vertical(id="right"):
+                yield TunablesPanel(id="tunables")
+        yield Static("", id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#banner", Static).display = False
+        self.query_one(GuestTable).focus()
+        self.post_message(self.Ready())
+
+    def show(self, snapshot: Snapshot, history: History, source: str, selected_pid: int | None) -> None:
+        self.query_one(Summary).show(snapshot, source)
+        self.query_one(GuestTable).show(snapshot)
+        self.query_one(TunablesPanel).show(snapshot.ksm)
+        self.show_selected(snapshot, history, selected_pid)
+
+    def show_selected(self, snapshot: Snapshot, history: History, selected_pid: int | None) -> None:
+        guest = snapshot.guest(selected_pid) if selected_pid is not None else None
+        self.query_one(GuestDetails).show(guest, snapshot)
+        self.query_one(Graphs).plot(history, selected_pid)
+
+    def set_banner(self, messages: list[str]) -> None:
+        banner = self.query_one("#banner", Static)
+        banner.update("\n".join(messages))
+        banner.display = bool(messages)
+
+    def set_status(self, text: str) -> None:
+        self.query_one("#status", Static).update(text)
+
+    def show_filter(self) -> None:
+        field = self.query_one("#filter", Input)
+        field.display = True
+        field.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self.query_one(GuestTable).set_filter(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            self.query_one(GuestTable).focus()
+
+    def on_key(self, event: object) -> None:
+        field = self.query_one("#filter", Input)
+        if getattr(event, "key", "") == "escape" and field.has_focus:
+            field.value = ""
+            field.display = False
+            self.query_one(GuestTable).focus()
