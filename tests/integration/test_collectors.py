@@ -54,6 +54,8 @@ def proc_state(pid: int) -> str:
 def test_snapshot_matches_kernel_per_process(ksm_guard, mergeable_processes):
     # While ksmd is stopped, processes that exited keep counting in pages_sharing until ksmd's cursor passes
     # their mm; two full scans before our stand-ins exist flush that, so the "before" saving is a real baseline.
+    # ksmd only runs while some process has mergeable memory: a small stand-in keeps it scanning.
+    mergeable_processes(mib=1, fill="random", name="ksmtop-flush")
     ksm_guard.set(pages_to_scan=5000, sleep_millisecs=10, run=1)
     scans = ksm_value("full_scans")
     wait_for(lambda: ksm_value("full_scans") >= scans + 2, timeout=60)
