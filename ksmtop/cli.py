@@ -96,7 +96,12 @@ def run_tui(args: argparse.Namespace) -> int:
         print("ksmtop: the screen needs a terminal; use --once --json or --batch for output to a pipe", file=sys.stderr)
         return 2
     source = LiveSource(root=args.root, scope="ksm" if args.all else "qemu")
-    KsmTopApp(source, interval=args.interval).run()
+    controls = None
+    if str(args.root) == "/":
+        from ksmtop.control import GuestControls
+
+        controls = GuestControls(on_event=source.add_event)
+    KsmTopApp(source, interval=args.interval, controls=controls).run()
     return 0
 
 

@@ -7,16 +7,18 @@ import time
 from collections.abc import Iterable
 
 from textual import work
-from textual.app import App, SystemCommand
+from textual.app import SystemCommand
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
 
 from ksmtop.collect.ksm import WriteResult
+from ksmtop.control import GuestControls
 from ksmtop.model import Snapshot
 from ksmtop.sampler import History
 from ksmtop.source import Source
+from ksmtop.tui.guest_controls import CONTROL_BINDINGS, GuestControlsMixin
 from ksmtop.tui.screens.help import HelpScreen
 from ksmtop.tui.screens.interval import IntervalScreen
 from ksmtop.tui.screens.main import MainScreen
@@ -43,7 +45,7 @@ class TunableWritten(Message):
         self.result = result
 
 
-class KsmTopApp(App[None]):
+class KsmTopApp(GuestControlsMixin):
     TITLE = "ksmtop"
     CSS_PATH = "ksmtop.tcss"
     BINDINGS = [
@@ -54,11 +56,14 @@ class KsmTopApp(App[None]):
         Binding("w", "widen", "All KSM users"),
         Binding("slash,backslash", "filter", "Filter"),
         Binding("tab", "focus_next", "Next pane", show=False),
+        *CONTROL_BINDINGS,
     ]
 
-    def __init__(self, source: Source, interval: float = 1.0) -> None:
+    def __init__(self, source: Source, interval: float = 1.0, controls: GuestControls | None = None) -> None:
         super().__init__()
         self.source = source
+        self.controls = controls
+        self.init_controls()
         self.interval = interval
         self.paused = False
         self.history = History()
@@ -108,6 +113,7 @@ class KsmTopApp(App[None]):
         self.last_took_s = message.took_s
         self.sample_error = ""
         self.show(message.snapshot)
+        self.refresh_controls([guest.pid for guest in message.snapshot.guests])
         self._arm()
 
     def on_sample_failed(self, message: SampleFailed) -> None:
@@ -118,7 +124,9 @@ class KsmTopApp(App[None]):
         self._arm()
 
     def show(self, snapshot: Snapshot) -> None:
-        self.main.show(snapshot, self.history, self.source.description, self.selected_pid)
+        self.main.show(
+            snapshot, self.history, self.source.description, self.selected_pid, self.control_text(self.selected_pid)
+        )
         self._set_banner(snapshot)
         self._show_status()
 
@@ -143,8 +151,18 @@ class KsmTopApp(App[None]):
     def on_guest_table_selected(self, message: GuestTable.Selected) -> None:
         self.selected_pid = message.pid
         self.source.select(message.pid)
+        self.refresh_bindings()
+        self.controls_changed()
+
+    def controls_changed(self) -> None:
         if self.history.latest is not None:
-            self.main.show_selected(self.history.latest, self.history, message.pid)
+            self.main.show_selected(
+                self.history.latest, self.history, self.selected_pid, self.control_text(self.selected_pid)
+            )
+
+    def sample_soon(self) -> None:
+        if not self.paused:
+            self.sample_now()
 
     def on_tunables_panel_write_requested(self, message: TunablesPanel.WriteRequested) -> None:
         self._write_tunable(message.name, message.value)

@@ -14,6 +14,7 @@ from ksmtop.tui.widgets.details import GuestDetails
 from ksmtop.tui.widgets.graphs import Graphs
 from ksmtop.tui.widgets.guests import GuestTable
 from ksmtop.tui.widgets.summary import Summary
+from ksmtop.tui.widgets.timeline import Timeline
 from ksmtop.tui.widgets.tunables import TunablesPanel
 
 
@@ -31,7 +32,9 @@ class MainScreen(Screen[None]):
                 yield GuestTable(id="guests")
                 yield Input(placeholder="filter by name (Esc clears)", id="filter")
                 yield GuestDetails(id="details")
-                yield Graphs(id="graphs")
+                with Horizontal(id="history"):
+                    yield Graphs(id="graphs")
+                    yield Timeline(id="timeline")
             with Vertical(id="right"):
                 yield TunablesPanel(id="tunables")
         yield Static("", id="status")
@@ -42,15 +45,18 @@ class MainScreen(Screen[None]):
         self.query_one(GuestTable).focus()
         self.post_message(self.Ready())
 
-    def show(self, snapshot: Snapshot, history: History, source: str, selected_pid: int | None) -> None:
+    def show(
+        self, snapshot: Snapshot, history: History, source: str, selected_pid: int | None, control: str = ""
+    ) -> None:
         self.query_one(Summary).show(snapshot, source)
         self.query_one(GuestTable).show(snapshot)
         self.query_one(TunablesPanel).show(snapshot.ksm)
-        self.show_selected(snapshot, history, selected_pid)
+        self.query_one(Timeline).show(history.events())
+        self.show_selected(snapshot, history, selected_pid, control)
 
-    def show_selected(self, snapshot: Snapshot, history: History, selected_pid: int | None) -> None:
+    def show_selected(self, snapshot: Snapshot, history: History, selected_pid: int | None, control: str = "") -> None:
         guest = snapshot.guest(selected_pid) if selected_pid is not None else None
-        self.query_one(GuestDetails).show(guest, snapshot)
+        self.query_one(GuestDetails).show(guest, snapshot, control)
         self.query_one(Graphs).plot(history, selected_pid)
 
     def set_banner(self, messages: list[str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
@@ -14,7 +15,7 @@ def _yes_no(value: bool | None) -> str:
     return "unknown" if value is None else ("yes" if value else "no")
 
 
-def details_renderable(guest: GuestSample | None, snapshot: Snapshot) -> Table | Text:
+def details_renderable(guest: GuestSample | None, snapshot: Snapshot, control: str = "") -> Group | Text:
     if guest is None:
         if snapshot.scope == "qemu":
             return Text("No qemu guests on this host. Press w to list every process using KSM.", style="dim")
@@ -56,13 +57,14 @@ def details_renderable(guest: GuestSample | None, snapshot: Snapshot) -> Table |
         "Rate",
         f"{human_count(guest.faults_per_s)} /s",
     )
-    return table
+    control_line = Text.assemble(("Control     ", ""), (control, "italic")) if control else Text("")
+    return Group(table, control_line)
 
 
 class GuestDetails(Static):
     DEFAULT_CSS = """
-    GuestDetails { height: 9; padding: 0 1; border-top: solid $primary; }
+    GuestDetails { height: 10; padding: 0 1; border-top: solid $primary; }
     """
 
-    def show(self, guest: GuestSample | None, snapshot: Snapshot) -> None:
-        self.update(details_renderable(guest, snapshot))
+    def show(self, guest: GuestSample | None, snapshot: Snapshot, control: str = "") -> None:
+        self.update(details_renderable(guest, snapshot, control))

@@ -47,13 +47,13 @@ class Graph(Vertical):
 
 class Graphs(Vertical):
     DEFAULT_CSS = """
-    Graphs { height: auto; border-top: solid $primary; padding: 0 1; }
+    Graphs { height: auto; width: 3fr; padding: 0 1; }
     """
 
     def compose(self) -> ComposeResult:
         yield Graph("Guest RSS", human_bytes, id="graph-rss")
         yield Graph("KSM saving", human_bytes, id="graph-saving")
-        yield Graph("Selected guest merged pages", lambda v: f"{human_count(v)} pages", id="graph-selected")
+        yield Graph("Selected guest merged", lambda v: f"{human_count(v)} pages", id="graph-selected")
 
     def plot(self, history: History, selected_pid: int | None) -> None:
         snapshots = list(history)[-WINDOW:]
