@@ -46,9 +46,17 @@ class Control:
 class GuestControls:
     """Controls for the lab guests under one runtime directory."""
 
-    def __init__(self, lab: Lab | None = None, on_event: Callable[[Event], None] | None = None) -> None:
+    def __init__(
+        self,
+        lab: Lab | None = None,
+        on_event: Callable[[Event], None] | None = None,
+        stop_timeout: float = STOP_TIMEOUT_S,
+        accel: str = "auto",
+    ) -> None:
         self.lab = lab or Lab()
+        self.accel = accel
         self.on_event = on_event or (lambda event: None)
+        self.stop_timeout = stop_timeout
         self._runs: dict[int, WorkloadRun] = {}
         self._lock = threading.Lock()
 
@@ -77,7 +85,7 @@ class GuestControls:
     def start(self, name: str | None = None, memory_mib: int = DEFAULT_MEMORY_MIB) -> LabGuest:
         name = name or self.next_name()
         try:
-            guest = self.lab.start_guest(name, memory_mib, wait=False)
+            guest = self.lab.start_guest(name, memory_mib, accel=self.accel, wait=False)
         except (LabError, OSError) as exc:
             raise ControlError(f"could not start {name}: {exc}") from None
         self._event(
@@ -85,8 +93,9 @@ class GuestControls:
         )
         return guest
 
-    def stop(self, pid: int, force: bool = False, timeout: float = STOP_TIMEOUT_S) -> str:
+    def stop(self, pid: int, force: bool = False) -> str:
         guest = self._require(pid)
+        timeout = self.stop_timeout
         try:
             how = self.lab.stop_guest(guest.name, force=force, timeout=timeout)
         except LabError as exc:

@@ -145,6 +145,8 @@ class KsmTopApp(GuestControlsMixin):
         parts = [state, f"last sample {self.last_took_s * 1000:.0f} ms", f"history {len(self.history)} samples"]
         if self.sample_error:
             parts.append(self.sample_error)
+        if self.control_message:
+            parts.append(self.control_message)
         self.main.set_status("  |  ".join(parts))
 
     # --- messages from widgets ----------------------------------------------------------------------------
@@ -155,6 +157,7 @@ class KsmTopApp(GuestControlsMixin):
         self.controls_changed()
 
     def controls_changed(self) -> None:
+        self._show_status()
         if self.history.latest is not None:
             self.main.show_selected(
                 self.history.latest, self.history, self.selected_pid, self.control_text(self.selected_pid)

@@ -71,6 +71,7 @@ class GuestControlsMixin(App[None]):
         self.workload_state: dict[int, WorkloadState] = {}
         self._last_ping: dict[int, float] = {}
         self._refreshing_controls = False
+        self.control_message = ""
 
     def control_text(self, pid: int | None) -> str:
         if pid is None:
@@ -149,7 +150,9 @@ class GuestControlsMixin(App[None]):
         """Redraw what depends on the controls (the app draws the details panel)."""
 
     def on_control_result(self, message: ControlResult) -> None:
+        self.control_message = message.text
         self.notify(message.text, severity="error" if message.error else "information", timeout=6)
+        self.controls_changed()
         self.sample_soon()
 
     def sample_soon(self) -> None:

@@ -21,3 +21,12 @@ async def wait_until(pilot: Pilot, predicate: Callable[[], object], timeout: flo
 
 def cell_text(table, row_key: str, column_key: str) -> str:
     return str(table.get_cell(row_key, column_key))
+
+
+def widget_text(widget) -> str:
+    """What a Static shows, as plain text (Rich renderables included)."""
+    from rich.console import Console
+
+    console = Console(width=200, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console.print(widget.content)
+    return console.export_text()

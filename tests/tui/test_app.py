@@ -11,7 +11,7 @@ from ksmtop.source import LiveSource
 from ksmtop.tui.app import KsmTopApp
 from ksmtop.tui.widgets.guests import GuestTable
 from ksmtop.tui.widgets.tunables import TunablesPanel
-from tests.tui.conftest import cell_text, wait_until
+from tests.tui.conftest import cell_text, wait_until, widget_text
 
 KSM = Path("/sys/kernel/mm/ksm")
 SIZE = (170, 48)
@@ -91,7 +91,7 @@ async def test_refused_values_show_the_error_and_leave_the_knob(ksm_guard, merge
         await edit("pages_to_scan", "12a")
         await wait_until(pilot, lambda: "pages_to_scan" in panel.answers)
         assert not panel.answers["pages_to_scan"].ok
-        assert "digits only" in str(app.query_one("#knob-answer").render())
+        assert "digits only" in widget_text(app.query_one("#knob-answer"))
         assert knob("pages_to_scan") == before
         await pilot.press("escape")
 
@@ -106,7 +106,7 @@ async def test_refused_values_show_the_error_and_leave_the_knob(ksm_guard, merge
         result = panel.answers["max_page_sharing"]
         assert not result.ok
         assert "run=2" in result.message
-        assert "run=2" in str(app.query_one("#knob-answer").render())
+        assert "run=2" in widget_text(app.query_one("#knob-answer"))
         assert cell_text(knobs, "max_page_sharing", "answer") == "refused"
         assert knob("max_page_sharing") == old_sharing
         del procs
@@ -161,13 +161,13 @@ async def test_pause_help_and_interval_keys():
         count = len(app.history)
         await pilot.pause(0.8)
         assert len(app.history) <= count + 1  # at most the sample already in flight
-        assert "PAUSED" in str(app.query_one("#status").render())
+        assert "PAUSED" in widget_text(app.query_one("#status"))
         await pilot.press("space")
         await wait_until(pilot, lambda: len(app.history) >= count + 2)
         await pilot.press("question_mark")
         assert app.screen.__class__.__name__ == "HelpScreen"
         await pilot.press("escape")
         await pilot.press("d", "ctrl+u", *"abc", "enter")
-        assert "not a number" in str(app.screen.query_one("#interval-error").render())
+        assert "not a number" in widget_text(app.screen.query_one("#interval-error"))
         await pilot.press("ctrl+u", *"2.5", "enter")
         assert app.interval == 2.5

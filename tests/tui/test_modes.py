@@ -13,7 +13,7 @@ from ksmtop.source import LiveSource
 from ksmtop.tui.app import KsmTopApp
 from ksmtop.tui.widgets.guests import GuestTable
 from tests.fixtures.tree import FakeRoot
-from tests.tui.conftest import wait_until
+from tests.tui.conftest import wait_until, widget_text
 
 SIZE = (170, 48)
 
@@ -24,13 +24,13 @@ async def test_without_ksm_the_guest_list_still_works(tmp_path):
     app = KsmTopApp(LiveSource(root=tmp_path), interval=0.2)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.history.latest is not None)
-        banner = str(app.query_one("#banner").render())
+        banner = widget_text(app.query_one("#banner"))
         assert "KSM unavailable" in banner and "does not exist" in banner
         assert app.query_one("#banner").display
         table = app.query_one(GuestTable)
         assert str(table.get_cell("4242", "name")) == "web-01"
-        assert "without KSM" in str(app.query_one("#knob-help").render())
-        assert "not available" in str(app.query_one("#summary").render())
+        assert "without KSM" in widget_text(app.query_one("#knob-help"))
+        assert "not available" in widget_text(app.query_one("#summary"))
 
 
 def _run_as_nobody() -> dict:
@@ -46,9 +46,9 @@ def _run_as_nobody() -> dict:
                 await pilot.pause(0.05)
             if observe:
                 knobs = app.query_one("#knobs")
-                seen["banner"] = str(app.query_one("#banner").render())
+                seen["banner"] = widget_text(app.query_one("#banner"))
                 seen["knobs_disabled"] = knobs.disabled
-                seen["title"] = str(app.query_one("#knobs-title").render())
+                seen["title"] = widget_text(app.query_one("#knobs-title"))
                 seen["is_root"] = app.history.latest.is_root
                 knobs.focus()
                 await pilot.press("enter")
