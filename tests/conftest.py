@@ -19,7 +19,8 @@ KSM = ksm_dir("/")
 KSM_LOCK = "/run/lock/ksmtop-ksm-tests.lock" if os.path.isdir("/run/lock") else "/tmp/ksmtop-ksm-tests.lock"
 
 
-def _write(name: str, value: str) -> None:
+def write_knob(name: str, value: str) -> None:
+    """A raw write to a KSM knob (the kernel's errno comes back as OSError)."""
     fd = os.open(KSM / name, os.O_WRONLY)
     try:
         os.write(fd, value.encode())
@@ -36,7 +37,7 @@ class KsmGuard:
 
     def set(self, **values: int | str) -> None:
         for name, value in values.items():
-            _write(name, str(value))
+            write_knob(name, str(value))
 
     def restore(self) -> None:
         current = read_ksm("/").values
@@ -45,7 +46,7 @@ class KsmGuard:
             for name in ("merge_across_nodes", "max_page_sharing")
         )
         if needs_unmerge:
-            _write("run", "2")
+            write_knob("run", "2")
         # advisor_mode first: while the scan-time advisor is on, the kernel refuses pages_to_scan (EINVAL),
         # and switching it off resets pages_to_scan, so that one is written after it.
         order = sorted(self.saved, key=lambda name: name != "advisor_mode")
@@ -55,10 +56,10 @@ class KsmGuard:
             if name == "run" or str(current.get(name)) == value:
                 continue
             try:
-                _write(name, value)
+                write_knob(name, value)
             except OSError:
                 pass
-        _write("run", self.saved.get("run", "0"))
+        write_knob("run", self.saved.get("run", "0"))
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ksmtop.collect.ksm import write_tunable
-from tests.conftest import KsmGuard, wait_for
+from tests.conftest import KsmGuard, wait_for, write_knob
 
 pytestmark = pytest.mark.ksm
 
@@ -25,12 +25,7 @@ def sysfs(name: str) -> str:
     return (KSM / name).read_text().strip()
 
 
-def kernel_write(name: str, value: str) -> None:
-    fd = os.open(KSM / name, os.O_WRONLY)
-    try:
-        os.write(fd, value.encode())
-    finally:
-        os.close(fd)
+kernel_write = write_knob
 
 
 @pytest.fixture

@@ -25,6 +25,9 @@ KEYS = (
     ("click header", "sort by that column"),
     ("tab", "move between the guest table and the tunables"),
     ("enter", "on a tunable: edit it; enter again writes it; esc cancels"),
+    ("s", "start a lab guest (memory and name asked)"),
+    ("k", "stop the selected lab guest: agent shutdown, then a forced stop after a confirm"),
+    ("l", "run a workload in the selected lab guest through qemu-guest-agent"),
     ("ctrl+p", "command palette"),
 )
 
