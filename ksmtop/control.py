@@ -23,7 +23,7 @@ AGENT_TIMEOUT_S = 3.0
 STOP_TIMEOUT_S = 15.0
 """How long a graceful stop (agent shutdown, then ACPI powerdown) may take before a forced stop is offered."""
 
-NOT_OURS = "not started by ksmtop: no guest agent or QMP socket known, so it cannot be controlled from here"
+NOT_OURS = "no agent: not started by ksmtop (no guest-agent or QMP socket known), so it cannot be controlled from here"
 
 
 class ControlError(Exception):
