@@ -1,17 +1,21 @@
 """Where snapshots come from. The screens talk to a Source and cannot tell live data from a replay.
 
-LiveSource samples this host; a ReplaySource (recordings) yields the same Snapshot objects.
+LiveSource samples this host; ReplaySource (ksmtop/replay.py) yields the same Snapshot objects from a recording;
+RecordingSource writes what another source yields to a recording.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ksmtop.collect.ksm import WriteResult, write_tunable
 from ksmtop.model import Event, Scope, Snapshot
 from ksmtop.sampler import Sampler
+
+if TYPE_CHECKING:
+    from ksmtop.recording import RecordingWriter
 
 
 class Source(Protocol):
@@ -72,3 +76,20 @@ class LiveSource:
 
     def close(self) -> None:
         self.sampler.close()
+
+
+class RecordingSource:
+    """Another Source, recorded: every snapshot it yields is written first (in the sampling thread, so the
+    screen never waits on the disk). Everything else goes to the wrapped source."""
+
+    def __init__(self, inner: Source, writer: RecordingWriter) -> None:
+        self.inner = inner
+        self.writer = writer
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def sample(self) -> Snapshot:
+        snapshot = self.inner.sample()
+        self.writer.write(snapshot)
+        return snapshot

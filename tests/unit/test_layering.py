@@ -5,7 +5,15 @@ from __future__ import annotations
 import subprocess
 import sys
 
-CORE = ["ksmtop.model", "ksmtop.collect.ksm", "ksmtop.collect.procfs", "ksmtop.collect.host", "ksmtop.sampler"]
+CORE = [
+    "ksmtop.model",
+    "ksmtop.collect.ksm",
+    "ksmtop.collect.procfs",
+    "ksmtop.collect.host",
+    "ksmtop.sampler",
+    "ksmtop.recording",
+    "ksmtop.replay",
+]
 
 
 def test_core_imports_without_ui():

@@ -1,0 +1,357 @@
+"""The recording format: round trip, compactness, owner-only files, redaction, and every kind of bad input
+(one RecordingError naming the line, or a warning for a cut tail), fuzzed with hypothesis."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import stat
+from pathlib import Path
+
+import jsonschema
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ksmtop.model import Event
+from ksmtop.recording import (
+    MAX_LINE_BYTES,
+    RecordingError,
+    RecordingWriter,
+    read_recording,
+    redact,
+    redact_value,
+    stored,
+)
+from tests.support.synthetic import synthetic_session
+
+SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "recording.schema.json").read_text())
+SESSION = synthetic_session(guests=3, samples=40)
+
+
+def write(path: Path, snapshots=SESSION, close: bool = True) -> Path:
+    writer = RecordingWriter(path, fsync=False)
+    for snapshot in snapshots:
+        writer.write(snapshot)
+    if close:
+        writer.close()
+    return path
+
+
+@pytest.mark.parametrize("name", ["s.jsonl", "s.jsonl.gz"])
+def test_round_trip_gives_the_same_snapshots(tmp_path, name):
+    path = write(tmp_path / name)
+    recording = read_recording(path)
+    assert recording.warnings == []
+    assert recording.complete
+    assert recording.snapshots == [stored(s) for s in SESSION]
+    assert recording.header["page_size"] == 4096 and recording.header["version"] == 1
+    assert [g["name"] for g in recording.header["guests"]] == ["vm-00", "vm-01", "vm-02"]
+    assert [e.text for e in recording.events] == ["switched KSM on"]
+    assert (path.read_bytes()[:2] == b"\x1f\x8b") == name.endswith(".gz")
+
+
+def test_stored_keeps_what_the_screen_shows():
+    snapshot = SESSION[5]
+    kept = stored(snapshot)
+    for before, after in zip(snapshot.guests, kept.guests, strict=True):
+        assert after.rss_bytes == before.rss_bytes and after.ksm_merging_pages == before.ksm_merging_pages
+        assert after.cpu_percent == pytest.approx(before.cpu_percent, rel=1e-5)
+    assert kept.time == pytest.approx(snapshot.time, abs=0.001)
+
+
+def test_every_line_matches_the_json_schema(tmp_path):
+    path = write(tmp_path / "s.jsonl")
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [line["type"] for line in lines[:2]] == ["header", "sample"]
+    assert {line["type"] for line in lines} == {"header", "sample", "event", "end"}
+    for line in lines:
+        validator.validate(line)
+    with pytest.raises(jsonschema.ValidationError):
+        validator.validate({**lines[1], "time": "noon"})
+
+
+def test_samples_hold_only_what_changed(tmp_path):
+    path = write(tmp_path / "s.jsonl")
+    samples = [json.loads(line) for line in path.read_text().splitlines() if '"type":"sample"' in line]
+    first, later = samples[0], samples[10]
+    assert len(first["guests"][0]) > 15  # the first sample is complete
+    assert "pids" in first and "pids" not in later
+    assert all("name" not in guest and "start_ticks" not in guest for guest in later["guests"])
+
+
+def test_size_target_ten_guests_thousand_samples_gzip(tmp_path):
+    path = write(tmp_path / "s.jsonl.gz", synthetic_session(guests=10, samples=1000))
+    per_guest_sample = path.stat().st_size / 10_000
+    assert per_guest_sample <= 100, per_guest_sample
+
+
+@pytest.mark.parametrize("name", ["s.jsonl", "s.jsonl.gz"])
+def test_file_is_owner_only_whatever_the_umask(tmp_path, name):
+    old = os.umask(0)
+    try:
+        path = write(tmp_path / name)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_existing_file_is_kept_unless_overwrite(tmp_path):
+    path = tmp_path / "s.jsonl"
+    path.write_text("precious")
+    path.chmod(0o644)
+    with pytest.raises(FileExistsError):
+        RecordingWriter(path)
+    assert path.read_text() == "precious"
+    RecordingWriter(path, overwrite=True, fsync=False).close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_write_after_close_is_ignored(tmp_path):
+    writer = RecordingWriter(tmp_path / "s.jsonl", fsync=False)
+    assert writer.write(SESSION[0])
+    writer.close()
+    assert writer.write(SESSION[1]) is False
+    assert len(read_recording(tmp_path / "s.jsonl").snapshots) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("-object secret,id=sec0,data=c2VjcmV0,format=base64", "-object secret,id=sec0,data=<redacted>,format=base64"),
+        ("-spice port=5900,password=hunter2", "-spice port=5900,password=<redacted>"),
+        ("-vnc :1,password-secret=vnc0", "-vnc :1,password-secret=vnc0"),
+        ("-drive file=iscsi://admin:s3cr3t@10.0.0.1/iqn/1", "-drive file=iscsi://admin:<redacted>@10.0.0.1/iqn/1"),
+        ("-iscsi user=me,password=pw,initiator-name=x", "-iscsi user=me,password=<redacted>,initiator-name=x"),
+        ("tool --password hunter2 --verbose", "tool --password <redacted> --verbose"),
+        ("tool --token=abc123", "tool --token=<redacted>"),
+        ("PASSPHRASE=xyz", "PASSPHRASE=<redacted>"),
+        ("guest web-01 started", "guest web-01 started"),
+        ("pages_to_scan 100 → 5000", "pages_to_scan 100 → 5000"),
+    ],
+)
+def test_redact(text, expected):
+    assert redact(text) == expected
+
+
+def test_secrets_never_reach_the_file(tmp_path):
+    import dataclasses
+
+    snapshot = SESSION[0]
+    guest = dataclasses.replace(snapshot.guests[0], name="vm password=hunter2")
+    event = Event(snapshot.time, "note", "ran qemu -object secret,id=s,data=TOPSECRET", {"argv": ["token=abc"]})
+    path = write(tmp_path / "s.jsonl", [dataclasses.replace(snapshot, guests=(guest,), events=(event,))])
+    text = path.read_text()
+    assert "hunter2" not in text and "TOPSECRET" not in text and "abc" not in text
+    assert text.count("<redacted>") >= 4  # header guest name, sample guest name, event text, event data
+    assert redact_value({"a": ("x", "password=p")}) == {"a": ["x", "password=<redacted>"]}
+
+
+# --- bad input -------------------------------------------------------------------------------------------
+
+
+def good_lines(tmp_path) -> list[bytes]:
+    path = tmp_path / "good.jsonl"
+    if not path.exists():
+        write(path)
+    return path.read_bytes().splitlines(keepends=True)
+
+
+def test_killed_recorder_plain_tail_cut_mid_line(tmp_path):
+    lines = good_lines(tmp_path)
+    body = b"".join(lines[:-1])  # drop the end marker, then cut the last sample in the middle
+    cut = body[: len(body) - len(lines[-2]) // 2]
+    path = tmp_path / "cut.jsonl"
+    path.write_bytes(cut)
+    recording = read_recording(path)
+    assert len(recording.snapshots) == len(SESSION) - 1
+    assert len(recording.warnings) == 1 and "tail was cut" in recording.warnings[0]
+    assert f"line {len(lines) - 1}" in recording.warnings[0]
+
+
+def test_missing_end_marker_is_a_warning(tmp_path):
+    path = write(tmp_path / "open.jsonl", close=False)
+    recording = read_recording(path)
+    assert len(recording.snapshots) == len(SESSION)
+    assert not recording.complete
+    assert "no end marker" in recording.warnings[0]
+
+
+def test_gzip_cut_in_the_middle(tmp_path):
+    path = write(tmp_path / "s.jsonl.gz", close=False)  # sync-flushed, never finished: like a killed recorder
+    data = path.read_bytes()
+    assert len(read_recording(path).snapshots) == len(SESSION)
+    for keep in (len(data) - 7, len(data) * 2 // 3, len(data) // 3):
+        (tmp_path / "cut.gz").write_bytes(data[:keep])
+        recording = read_recording(tmp_path / "cut.gz")
+        assert "tail was cut" in recording.warnings[0]
+        assert 0 < len(recording.snapshots) <= len(SESSION)
+        assert recording.snapshots == [stored(s) for s in SESSION[: len(recording.snapshots)]]
+
+
+def _lines_with(tmp_path, index: int, replacement: bytes) -> Path:
+    lines = good_lines(tmp_path)
+    lines[index] = replacement
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(b"".join(lines))
+    return path
+
+
+def header_with(tmp_path, **changes) -> Path:
+    header = json.loads(good_lines(tmp_path)[0])
+    header.update(changes)
+    return _lines_with(tmp_path, 0, json.dumps(header).encode() + b"\n")
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p.write_bytes(b""), "empty file"),
+        (lambda p: p.write_bytes(b"\n\n"), "empty file"),
+        (lambda p: p.write_bytes(b"hello world\n"), "line 1: not JSON"),
+        (lambda p: p.write_bytes(b'{"type":"header","format":"ksmt'), "ends inside the header"),
+        (lambda p: p.write_bytes(b"[1,2]\n"), "line 1: not a ksmtop recording"),
+        (lambda p: p.write_bytes(b'{"time": 1}\n'), "line 1: not a ksmtop recording"),
+        (lambda p: p.write_bytes(b"\x1f\x8bnot really gzip"), "line 1: the compressed data is damaged"),
+        (lambda p: p.write_bytes(gzip.compress(b"")), "empty file"),
+        (lambda p: p.write_bytes(b"\xff\xfe\x00garbage\n"), "line 1: not JSON"),
+        (lambda p: p.write_bytes(b"[" * 100000 + b"\n"), "line 1: not JSON"),
+        (lambda p: p.write_bytes(b"x" * (MAX_LINE_BYTES + 10)), "line 1 is longer than"),
+        (lambda p: p.write_bytes(b"x" * (MAX_LINE_BYTES + 10) + b"\n"), "line 1 is longer than"),
+    ],
+)
+def test_not_a_recording(tmp_path, make, message):
+    path = tmp_path / "bad.jsonl"
+    make(path)
+    with pytest.raises(RecordingError, match=message) as caught:
+        read_recording(path)
+    assert str(path) in str(caught.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(RecordingError, match="cannot open"):
+        read_recording(tmp_path / "nope.jsonl")
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"format": "atop"}, 'line 1: not a ksmtop recording: format is "atop"'),
+        ({"version": 2}, "line 1: format version 2 \\(written by a newer ksmtop\\); this ksmtop reads 1"),
+        ({"version": "1"}, "line 1: the header has no format version"),
+        ({"page_size": "4k"}, "line 1: header.page_size"),
+        ({"guests": {}}, "line 1: header.guests"),
+    ],
+)
+def test_bad_header(tmp_path, changes, message):
+    with pytest.raises(RecordingError, match=message):
+        read_recording(header_with(tmp_path, **changes))
+
+
+def _sample_with(tmp_path, index: int, change) -> Path:
+    lines = good_lines(tmp_path)
+    data = json.loads(lines[index])
+    change(data)
+    return _lines_with(tmp_path, index, json.dumps(data).encode() + b"\n")
+
+
+@pytest.mark.parametrize(
+    ("line", "change", "message"),
+    [
+        (1, lambda d: d.update(time="noon"), "line 2: sample.time"),
+        (1, lambda d: d["guests"][0].update(rss_bytes="1 GiB"), 'line 2: guest.rss_bytes should be int, not "1 GiB"'),
+        (1, lambda d: d["guests"][0].update(rss_bytes=1.5), "line 2: guest.rss_bytes should be int"),
+        (1, lambda d: d["guests"][0].update(ksm_mergeable=1), "line 2: guest.ksm_mergeable should be bool"),
+        (1, lambda d: d["guests"][0].pop("name"), "line 2: guest 4000 appears without name"),
+        (1, lambda d: d["host"].pop("page_size"), "line 2: the first sample has no page_size"),
+        (1, lambda d: d.update(scope="all"), "line 2: sample.scope"),
+        (1, lambda d: d.update(guests={}), "line 2: sample.guests should be a list"),
+        (1, lambda d: d.update(pids=["a"]), "line 2: sample.pids"),
+        (2, lambda d: d["guests"].append({"pid": 9}), "line 3: guest 9 is not in the sample's pids"),
+        (1, lambda d: d["ksm"]["values"].update(run=[1]), "line 2: ksm.values.run"),
+        (1, lambda d: d["rates"].update(sharing_ratio="high"), "line 2: rates.sharing_ratio"),
+    ],
+)
+def test_wrong_types_name_the_line(tmp_path, line, change, message):
+    with pytest.raises(RecordingError, match=message):
+        read_recording(_sample_with(tmp_path, line, change))
+
+
+def test_bad_line_in_the_middle_is_an_error(tmp_path):
+    with pytest.raises(RecordingError, match="line 5: not JSON"):
+        read_recording(_lines_with(tmp_path, 4, b"{oops\n"))
+    with pytest.raises(RecordingError, match="line 5: expected an object, got list"):
+        read_recording(_lines_with(tmp_path, 4, b"[]\n"))
+    with pytest.raises(RecordingError, match="line 5: not JSON: NaN"):
+        read_recording(_lines_with(tmp_path, 4, b'{"type":"sample","time":NaN}\n'))
+
+
+def test_unknown_object_types_are_skipped_with_a_warning(tmp_path):
+    recording = read_recording(_lines_with(tmp_path, 4, b'{"type":"bookmark","time":1}\n'))
+    assert 'line 5: unknown object type "bookmark" skipped' in recording.warnings[0]
+    assert len(recording.snapshots) == len(SESSION) - 1
+
+
+def test_only_a_header(tmp_path):
+    path = tmp_path / "h.jsonl"
+    path.write_bytes(good_lines(tmp_path)[0])
+    recording = read_recording(path)
+    assert recording.snapshots == [] and any("no sample" in w for w in recording.warnings)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzzed_input_gives_a_recording_or_one_recording_error(tmp_path, data):
+    """Mutations of a real recording (cut, flipped bytes, spliced lines, gzip) and raw noise."""
+    base = good_lines(tmp_path)
+    choice = data.draw(st.sampled_from(["noise", "cut", "flip", "splice", "gzip-cut", "json"]))
+    if choice == "noise":
+        blob = data.draw(st.binary(max_size=2000))
+    elif choice == "json":
+        value = data.draw(
+            st.recursive(
+                st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
+                lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+                max_leaves=20,
+            )
+        )
+        index = data.draw(st.integers(0, len(base) - 1))
+        lines = list(base)
+        lines[index] = json.dumps(value).encode() + b"\n"
+        blob = b"".join(lines)
+    else:
+        blob = b"".join(base)
+        if choice == "gzip-cut":
+            blob = gzip.compress(blob)
+        if choice in ("cut", "gzip-cut"):
+            blob = blob[: data.draw(st.integers(0, len(blob)))]
+        elif choice == "flip":
+            for _ in range(data.draw(st.integers(1, 8))):
+                at = data.draw(st.integers(0, len(blob) - 1))
+                blob = blob[:at] + bytes([data.draw(st.integers(0, 255))]) + blob[at + 1 :]
+        elif choice == "splice":
+            a, b = data.draw(st.integers(0, len(base) - 1)), data.draw(st.integers(0, len(base) - 1))
+            lines = list(base)
+            lines.insert(a, base[b])
+            blob = b"".join(lines)
+    path = tmp_path / "fuzz.jsonl"
+    path.write_bytes(blob)
+    try:
+        recording = read_recording(path)
+    except RecordingError as exc:
+        assert str(path) in str(exc)
+        return
+    assert all(isinstance(w, str) for w in recording.warnings)
+
+
+def test_schema_names_the_model_fields():
+    import dataclasses
+
+    from ksmtop.model import GuestSample, HostSample, KsmRates
+
+    snapshot = SCHEMA["$defs"]["snapshot"]["properties"]
+    for key, cls in (("host", HostSample), ("rates", KsmRates)):
+        assert set(snapshot[key]["properties"]) == {f.name for f in dataclasses.fields(cls)}
+    assert set(snapshot["guests"]["items"]["properties"]) == {f.name for f in dataclasses.fields(GuestSample)}
