@@ -38,10 +38,11 @@ class ControlsRefreshed(Message):
 
 
 class ControlResult(Message):
-    def __init__(self, text: str, error: bool = False) -> None:
+    def __init__(self, text: str, error: bool = False, resample: bool = True) -> None:
         super().__init__()
         self.text = text
         self.error = error
+        self.resample = resample
 
 
 class ForceNeeded(Message):
@@ -113,15 +114,16 @@ class GuestControlsMixin(App[None]):
     def _refresh_controls(self, pids: list[int], selected: int | None) -> None:
         controls = self.controls
         assert controls is not None
+        control_map: dict[int, Control] = {}
+        agents: dict[int, str] = dict(self.agent_status)
+        workloads: dict[int, WorkloadState] = dict(self.workload_state)
         try:
             control_map = {pid: controls.control_for(pid) for pid in pids}
-            agents = dict(self.agent_status)
             now = time.monotonic()
             due = selected is not None and now - self._last_ping.get(selected, 0.0) >= PING_EVERY_S
             if due and selected in control_map and control_map[selected].can_control:
                 self._last_ping[selected] = now
                 agents[selected] = controls.ping(selected)
-            workloads = dict(self.workload_state)
             for pid in pids:
                 run = controls.workload(pid)
                 if run is None or (run.state is not None and not run.state.running):
@@ -135,6 +137,10 @@ class GuestControlsMixin(App[None]):
                     workloads[pid] = state
                     if not state.running:
                         self.post_message(ControlResult(f"{run.label} in {control_map[pid].name}: {state.describe()}"))
+        except Exception as exc:  # a bug must not stop the refreshes: say it once in the status line
+            text = f"guest controls: {type(exc).__name__}: {exc}"
+            if text != self.control_message:
+                self.post_message(ControlResult(text, error=True, resample=False))
         finally:
             self._refreshing_controls = False  # a plain flag: the next snapshot may start another refresh
         self.post_message(ControlsRefreshed(control_map, agents, workloads))
@@ -153,7 +159,8 @@ class GuestControlsMixin(App[None]):
         self.control_message = message.text
         self.notify(message.text, severity="error" if message.error else "information", timeout=6)
         self.controls_changed()
-        self.sample_soon()
+        if message.resample:
+            self.sample_soon()
 
     def sample_soon(self) -> None:
         """Take a sample now (the app provides it)."""
@@ -176,7 +183,7 @@ class GuestControlsMixin(App[None]):
         assert self.controls is not None
         try:
             guest = self.controls.start(request.name, request.memory_mib)
-        except ControlError as exc:
+        except Exception as exc:  # ControlError, or a bug: a message, never a crashed screen
             self.post_message(ControlResult(str(exc), error=True))
             return
         self.post_message(ControlResult(f"started {guest.name} (PID {guest.pid}, {guest.accel})"))
@@ -197,7 +204,7 @@ class GuestControlsMixin(App[None]):
         except NeedsForce as exc:
             self.post_message(ForceNeeded(pid, str(exc)))
             return
-        except ControlError as exc:
+        except Exception as exc:  # ControlError, or a bug: a message, never a crashed screen
             self.post_message(ControlResult(str(exc), error=True))
             return
         self.post_message(ControlResult(how))
@@ -229,7 +236,7 @@ class GuestControlsMixin(App[None]):
         assert self.controls is not None
         try:
             run = self.controls.start_workload(pid, request.workload, request.argument)
-        except ControlError as exc:
+        except Exception as exc:  # ControlError, or a bug: a message, never a crashed screen
             self.post_message(ControlResult(str(exc), error=True))
             return
         self.post_message(ControlResult(f"{run.label} started"))
