@@ -1,4 +1,5 @@
-"""Command line: the TUI by default; --once/--batch for headless JSON; subcommands for the guest lab."""
+"""Command line: the TUI by default; --once/--batch for headless JSON; subcommands for the guest lab and for
+sessions (record, replay, export, plot: ksmtop/session_cli.py)."""
 
 from __future__ import annotations
 
@@ -58,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
         lab_cli = None
     if lab_cli is not None:
         lab_cli.register(subparsers)
+    from ksmtop import session_cli
+
+    session_cli.register(subparsers)
     return parser
 
 
@@ -112,6 +116,16 @@ def main(argv: list[str] | None = None) -> int:
         from ksmtop.lab import cli as lab_cli
 
         return lab_cli.run(args)
+    if args.command in ("record", "replay", "export", "plot"):
+        from ksmtop import session_cli
+
+        if args.command == "record" and not Path(args.root, "proc").is_dir():
+            print(f"ksmtop: {Path(args.root, 'proc')} is not a directory", file=sys.stderr)
+            return 2
+        try:
+            return session_cli.run(args)
+        except KeyboardInterrupt:
+            return 130
     if (args.once or args.batch) and not args.json:
         parser.error("--once and --batch print JSON: add --json")
     if args.json and not (args.once or args.batch):

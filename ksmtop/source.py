@@ -93,3 +93,7 @@ class RecordingSource:
         snapshot = self.inner.sample()
         self.writer.write(snapshot)
         return snapshot
+
+    def close(self) -> None:
+        self.writer.close()
+        self.inner.close()

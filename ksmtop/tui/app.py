@@ -22,6 +22,7 @@ from ksmtop.tui.guest_controls import CONTROL_BINDINGS, GuestControlsMixin
 from ksmtop.tui.screens.help import HelpScreen
 from ksmtop.tui.screens.interval import IntervalScreen
 from ksmtop.tui.screens.main import MainScreen
+from ksmtop.tui.session_controls import SESSION_BINDINGS, SessionControlsMixin
 from ksmtop.tui.widgets.guests import GuestTable
 from ksmtop.tui.widgets.tunables import TunablesPanel
 
@@ -45,7 +46,7 @@ class TunableWritten(Message):
         self.result = result
 
 
-class KsmTopApp(GuestControlsMixin):
+class KsmTopApp(SessionControlsMixin, GuestControlsMixin):
     TITLE = "ksmtop"
     CSS_PATH = "ksmtop.tcss"
     BINDINGS = [
@@ -57,6 +58,7 @@ class KsmTopApp(GuestControlsMixin):
         Binding("slash,backslash", "filter", "Filter"),
         Binding("tab", "focus_next", "Next pane", show=False),
         *CONTROL_BINDINGS,
+        *SESSION_BINDINGS,
     ]
 
     def __init__(self, source: Source, interval: float = 1.0, controls: GuestControls | None = None) -> None:
@@ -67,6 +69,7 @@ class KsmTopApp(GuestControlsMixin):
         self.interval = interval
         self.paused = False
         self.history = History()
+        self.init_session()
         self.selected_pid: int | None = None
         self.last_took_s = 0.0
         self.sample_error = ""
@@ -104,12 +107,13 @@ class KsmTopApp(GuestControlsMixin):
             self._timer.stop()
             self._timer = None
         if not self.paused:
-            self._timer = self.set_timer(self.interval, self._sample)
+            self._timer = self.set_timer(self.next_interval(), self._sample)
 
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
         if not self.main.is_attached:
             return  # the app is closing
         self.history.append(message.snapshot)
+        self.snapshot_taken(message.snapshot)
         self.last_took_s = message.took_s
         self.sample_error = ""
         self.show(message.snapshot)
@@ -143,6 +147,7 @@ class KsmTopApp(GuestControlsMixin):
     def _show_status(self) -> None:
         state = "PAUSED (space resumes)" if self.paused else f"sampling every {self.interval:g} s"
         parts = [state, f"last sample {self.last_took_s * 1000:.0f} ms", f"history {len(self.history)} samples"]
+        parts = self.session_status(parts)
         if self.sample_error:
             parts.append(self.sample_error)
         if self.control_message:

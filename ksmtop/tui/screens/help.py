@@ -28,6 +28,9 @@ KEYS = (
     ("s", "start a lab guest (memory and name asked)"),
     ("k", "stop the selected lab guest: agent shutdown, then a forced stop after a confirm"),
     ("l", "run a workload in the selected lab guest through qemu-guest-agent"),
+    ("R", "start / stop recording this session (file, size and samples on the status line)"),
+    ("a", "add a note to the timeline (and to the recording)"),
+    ("replay", "space play/pause, , . step, [ ] speed x1 x2 x10 x100, g G start/end, n next event"),
     ("ctrl+p", "command palette"),
 )
 
