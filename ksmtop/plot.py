@@ -73,17 +73,23 @@ def plot_recording(recording: Recording, out: Path) -> Path:
     saving = [(s.rates.saving_bytes or 0) / MIB for s in snapshots]
     axes.plot(elapsed, saving, color="black", linewidth=2.2, label="host KSM saving")
     axes.fill_between(elapsed, saving, color="black", alpha=0.08)
-    for event in recording.events:
+    span = max(elapsed[-1], 1e-9)
+    markers: dict[float, list[str]] = {}
+    for event in recording.events:  # events close together share one marker and one label
         x = event.time - start
+        near = next((m for m in markers if abs(m - x) < span / 100), x)
+        markers.setdefault(near, []).append(event.text[:40])
+    for x, texts in markers.items():
         axes.axvline(x, color="tab:red", linestyle=":", linewidth=1)
         axes.annotate(
-            event.text[:40],
+            "\n".join(texts),
             (x, 1.0),
             xycoords=("data", "axes fraction"),
-            rotation=90,
+            xytext=(3, -3),
+            textcoords="offset points",
             fontsize=7,
             va="top",
-            ha="right",
+            ha="left",
             color="tab:red",
         )
     axes.set_xlabel("seconds since start")

@@ -672,8 +672,8 @@ def read_recording(path: str | Path, max_line: int = MAX_LINE_BYTES) -> Recordin
         raise RecordingError(f"{path}: empty file: no header, not a ksmtop recording")
     if not recording.complete and not any("tail was cut" in w for w in recording.warnings):
         recording.warnings.append(
-            f"{path}: no end marker after line {reader.number}: the recorder stopped without closing the file "
-            f"(killed?); {len(recording.snapshots)} samples read"
+            f"{path}: the tail was cut after line {reader.number} (no end marker: the recorder was killed?); "
+            f"{len(recording.snapshots)} samples read"
         )
     if not recording.snapshots:
         recording.warnings.append(f"{path}: the recording holds no sample")

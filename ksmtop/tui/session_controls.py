@@ -55,6 +55,9 @@ class SessionControlsMixin(App[None]):
     def sample_now(self) -> None:
         """Take a sample now (the app provides it)."""
 
+    def _show_status(self) -> None:
+        """Redraw the status line (the app provides it)."""
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action.startswith("replay_"):
             return self.replay is not None
@@ -143,6 +146,7 @@ class SessionControlsMixin(App[None]):
         assert self.replay is not None
         speed = self.replay.change_speed(direction)
         self.notify(f"speed x{speed}")
+        self._show_status()
 
     def action_replay_jump(self, index: int) -> None:
         assert self.replay is not None
