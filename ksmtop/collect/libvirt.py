@@ -1,0 +1,285 @@
+"""libvirt: domains by name, their qemu PIDs, start/stop, the guest agent and KSM through the node API.
+
+libvirt-python is optional and imported lazily; without it (or without libvirtd) ksmtop works from /proc alone
+and says which mode it is in. Every call may block (remote URIs go over the network): call from workers.
+Errors come back as LibvirtError with one line in words; libvirt's own printing to stderr is switched off, so
+it cannot corrupt the screen. A lost connection is noticed and re-opened on the next call (with a back-off).
+
+No UI imports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ksmtop.collect.procfs import is_qemu_comm, iter_pids, read_cmdline
+
+DEFAULT_URI = "qemu:///system"
+RECONNECT_EVERY_S = 2.0
+AGENT_TIMEOUT_S = 3
+PID_DIR = "run/libvirt/qemu"
+
+STATE_NAMES = {
+    0: "no state",
+    1: "running",
+    2: "blocked",
+    3: "paused",
+    4: "shutting down",
+    5: "shut off",
+    6: "crashed",
+    7: "suspended (PM)",
+}
+
+# libvirt's node memory parameters for KSM: the three tunables it can write, and the counters it reads.
+NODE_KSM_TUNABLES = {
+    "pages_to_scan": "shm_pages_to_scan",
+    "sleep_millisecs": "shm_sleep_millisecs",
+    "merge_across_nodes": "shm_merge_across_nodes",
+}
+NODE_KSM_COUNTERS = {
+    "pages_shared": "shm_pages_shared",
+    "pages_sharing": "shm_pages_sharing",
+    "pages_unshared": "shm_pages_unshared",
+    "pages_volatile": "shm_pages_volatile",
+    "full_scans": "shm_full_scans",
+}
+
+
+class LibvirtError(Exception):
+    """A libvirt failure in words (connection, permission, unknown domain, agent not connected)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Domain:
+    """One libvirt domain, running or not."""
+
+    name: str
+    uuid: str
+    state: str
+    vcpus: int
+    max_memory_bytes: int
+    memory_bytes: int
+    persistent: bool
+    pid: int | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.state in ("running", "blocked", "paused")
+
+
+def is_remote(uri: str) -> bool:
+    """A URI with a host part (qemu+ssh://host/system) reaches another machine: no /proc or /sys there."""
+    _scheme, _, rest = uri.partition("://")
+    return bool(rest.split("/", 1)[0])
+
+
+def _import_libvirt() -> Any:
+    try:
+        import libvirt
+    except ImportError:
+        raise LibvirtError("libvirt-python is not installed (pip install 'ksmtop[libvirt]')") from None
+    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)  # no printing to stderr under the screen
+    return libvirt
+
+
+def _uuid_arg(argv: list[str]) -> str | None:
+    for i, arg in enumerate(argv[:-1]):
+        if arg == "-uuid":
+            return argv[i + 1]
+    return None
+
+
+def _words(exc: Exception) -> str:
+    message = getattr(exc, "get_error_message", lambda: None)() or str(exc)
+    return " ".join(message.split())
+
+
+class LibvirtConnection:
+    """A connection that re-opens itself after libvirtd restarts. Thread-safe (calls serialize)."""
+
+    def __init__(self, uri: str = DEFAULT_URI, root: str | Path = "/") -> None:
+        self.uri = uri
+        self.root = Path(root)
+        self.remote = is_remote(uri)
+        self._conn: Any = None
+        self._lock = threading.RLock()
+        self._last_attempt = 0.0
+        self.status = "not connected yet"
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                try:
+                    self._conn.close()
+                except Exception:
+                    pass
+                self._conn = None
+
+    def __enter__(self) -> LibvirtConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None
+
+    def _connection(self) -> Any:
+        libvirt = _import_libvirt()
+        if self._conn is not None:
+            try:
+                if self._conn.isAlive():
+                    return self._conn
+            except libvirt.libvirtError:
+                pass
+            self._conn = None
+            self.status = f"lost the connection to {self.uri}; reconnecting"
+        now = time.monotonic()
+        if now - self._last_attempt < RECONNECT_EVERY_S:
+            raise LibvirtError(self.status)
+        self._last_attempt = now
+        try:
+            self._conn = libvirt.open(self.uri)
+        except libvirt.libvirtError as exc:
+            self.status = f"cannot connect to {self.uri}: {_words(exc)}"
+            raise LibvirtError(self.status) from None
+        self.status = f"connected to {self.uri}"
+        return self._conn
+
+    def _call(self, what: str, function: Any) -> Any:
+        libvirt = _import_libvirt()
+        with self._lock:
+            conn = self._connection()
+            try:
+                return function(conn)
+            except libvirt.libvirtError as exc:
+                try:
+                    alive = conn.isAlive()
+                except libvirt.libvirtError:
+                    alive = False
+                if not alive:
+                    self._conn = None
+                    self.status = f"lost the connection to {self.uri} ({_words(exc)}); reconnecting"
+                    raise LibvirtError(f"{what}: {self.status}") from None
+                raise LibvirtError(f"{what}: {_words(exc)}") from None
+
+    # --- domains ------------------------------------------------------------------------------------------
+    def domains(self) -> list[Domain]:
+        """Every domain, shut-off ones included, with the qemu PID of running local ones."""
+        return self._call("listing domains", lambda conn: [self._domain(d) for d in conn.listAllDomains(0)])
+
+    def _domain(self, dom: Any) -> Domain:
+        state, max_kib, kib, vcpus, _cpu_time = dom.info()
+        name = dom.name()
+        domain = Domain(
+            name=name,
+            uuid=dom.UUIDString(),
+            state=STATE_NAMES.get(state, f"state {state}"),
+            vcpus=vcpus,
+            max_memory_bytes=max_kib * 1024,
+            memory_bytes=kib * 1024,
+            persistent=bool(dom.isPersistent()),
+        )
+        if domain.running and not self.remote:
+            return dataclasses.replace(domain, pid=self.pid_of(name, domain.uuid))
+        return domain
+
+    def pid_of(self, name: str, uuid: str) -> int | None:
+        """The qemu PID: libvirt's pid file, else the qemu process whose command line carries the domain's UUID."""
+        if "/" not in name and name not in (".", ".."):
+            try:
+                return int((self.root / PID_DIR / f"{name}.pid").read_text().strip())
+            except (OSError, ValueError):
+                pass
+        for pid in iter_pids(self.root):
+            argv = read_cmdline(pid, self.root)
+            if argv and is_qemu_comm(Path(argv[0]).name) and _uuid_arg(argv) == uuid:
+                return pid
+        return None
+
+    def _lookup(self, conn: Any, name: str) -> Any:
+        return conn.lookupByName(name)
+
+    def start(self, name: str) -> None:
+        self._call(f"starting {name}", lambda conn: self._lookup(conn, name).create())
+
+    def shutdown(self, name: str) -> None:
+        """Graceful: guest agent if it answers, else ACPI power button."""
+        libvirt = _import_libvirt()
+        flags = libvirt.VIR_DOMAIN_SHUTDOWN_GUEST_AGENT | libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN
+        self._call(f"shutting down {name}", lambda conn: self._lookup(conn, name).shutdownFlags(flags))
+
+    def destroy(self, name: str) -> None:
+        """Forced stop (the screen asks first)."""
+        self._call(f"destroying {name}", lambda conn: self._lookup(conn, name).destroy())
+
+    def define(self, xml: str) -> str:
+        return self._call("defining a domain", lambda conn: conn.defineXML(xml).name())
+
+    def undefine(self, name: str) -> None:
+        self._call(f"undefining {name}", lambda conn: self._lookup(conn, name).undefine())
+
+    def memory_stats(self, name: str) -> dict[str, int]:
+        """The domain's memory statistics (KiB values as libvirt reports them: actual, rss, ...)."""
+        return self._call(f"memory statistics of {name}", lambda conn: dict(self._lookup(conn, name).memoryStats()))
+
+    def agent_command(self, name: str, command: dict[str, Any], timeout: int = AGENT_TIMEOUT_S) -> Any:
+        """One qemu-guest-agent command through libvirt's agent channel; returns its "return" value."""
+
+        def run(conn: Any) -> Any:
+            import libvirt_qemu
+
+            answer = libvirt_qemu.qemuAgentCommand(self._lookup(conn, name), json.dumps(command), timeout, 0)
+            return json.loads(answer).get("return")
+
+        return self._call(f"guest agent of {name}", run)
+
+    # --- KSM through the node API -------------------------------------------------------------------------
+    def node_ksm(self) -> dict[str, int]:
+        """KSM tunables and counters libvirt exposes, under /sys/kernel/mm/ksm's names."""
+        params = self._call("reading node memory parameters", lambda conn: conn.getMemoryParameters(0))
+        names = {**NODE_KSM_TUNABLES, **NODE_KSM_COUNTERS}
+        return {name: int(params[key]) for name, key in names.items() if key in params}
+
+    def set_node_ksm(self, name: str, value: int) -> int:
+        """Write one of the three tunables libvirt can set; returns the value read back."""
+        key = NODE_KSM_TUNABLES.get(name)
+        if key is None:
+            raise LibvirtError(f"libvirt cannot set {name}: only {', '.join(NODE_KSM_TUNABLES)}")
+        self._call(f"setting {name}", lambda conn: conn.setMemoryParameters({key: int(value)}, 0))
+        return self.node_ksm()[name]
+
+    # --- perf events --------------------------------------------------------------------------------------
+    def enable_fault_counters(self, name: str) -> None:
+        """Ask libvirt to count the domain's page faults (perf events); fails in words where perf is off."""
+        libvirt = _import_libvirt()
+        params = {
+            libvirt.VIR_PERF_PARAM_PAGE_FAULTS_MIN: True,
+            libvirt.VIR_PERF_PARAM_PAGE_FAULTS_MAJ: True,
+        }
+        self._call(
+            f"enabling page-fault counters of {name}",
+            lambda conn: self._lookup(conn, name).setPerfEvents(params, libvirt.VIR_DOMAIN_AFFECT_LIVE),
+        )
+
+    def fault_counters(self) -> dict[str, tuple[int, int]]:
+        """(minor, major) page faults per running domain, where perf events are enabled."""
+        libvirt = _import_libvirt()
+
+        def run(conn: Any) -> dict[str, tuple[int, int]]:
+            result: dict[str, tuple[int, int]] = {}
+            for dom, stats in conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_PERF, 0):
+                minor = stats.get("perf.page_faults_min")
+                major = stats.get("perf.page_faults_maj")
+                if minor is not None or major is not None:
+                    result[dom.name()] = (int(minor or 0), int(major or 0))
+            return result
+
+        return self._call("reading perf events", run)

@@ -1,0 +1,191 @@
+"""libvirt on a real libvirtd with real TCG domains: names, PIDs, start/shutdown/destroy, the agent and KSM
+through libvirt, and reconnection after libvirtd restarts."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("libvirt")
+
+from ksmtop.collect.libvirt import LibvirtConnection, LibvirtError
+from ksmtop.collect.libvirt_agent import LibvirtAgent
+from ksmtop.lab import Lab
+from ksmtop.lab.domains import define_lab_domains
+from ksmtop.lab.workloads import start_workload
+from ksmtop.sampler import Sampler
+from tests.conftest import wait_for
+
+pytestmark = pytest.mark.guests
+ODD_NAME = 'ksmtest "odd", $(id) `id` ünï'
+PIDFILES = {"libvirtd": Path("/run/libvirtd.pid"), "virtlogd": Path("/run/virtlogd.pid")}
+
+
+def _running(daemon: str) -> bool:
+    return subprocess.run(["pgrep", "-x", daemon], capture_output=True).returncode == 0
+
+
+def _start(daemon: str) -> None:
+    subprocess.run([shutil.which(daemon) or f"/usr/sbin/{daemon}", "-d"], check=True, timeout=30)
+
+
+def _stop(daemon: str) -> None:
+    subprocess.run(["pkill", "-TERM", "-x", daemon], capture_output=True)
+    wait_for(lambda: not _running(daemon), timeout=20)
+
+
+def _wait_connectable(timeout: float = 60) -> None:
+    def ok() -> bool:
+        connection = LibvirtConnection()
+        try:
+            connection.domains()
+            return True
+        except LibvirtError:
+            return False
+        finally:
+            connection.close()
+
+    wait_for(ok, timeout=timeout, interval=0.5)
+
+
+@pytest.fixture(scope="module")
+def libvirtd() -> Iterator[None]:
+    """libvirtd and virtlogd, started here when they are not running (no systemd); stopped only if we started them."""
+    if os.geteuid() != 0 or (shutil.which("libvirtd") is None and not Path("/usr/sbin/libvirtd").exists()):
+        if os.environ.get("CI"):
+            pytest.fail("libvirtd is not installed")
+        pytest.skip("needs root and libvirt-daemon-system")
+    started = [daemon for daemon in ("virtlogd", "libvirtd") if not _running(daemon)]
+    for daemon in started:
+        _start(daemon)
+    try:
+        _wait_connectable()
+        yield
+    finally:
+        for daemon in reversed(started):
+            _stop(daemon)
+
+
+@pytest.fixture(scope="module")
+def connection(libvirtd) -> Iterator[LibvirtConnection]:
+    connection = LibvirtConnection()
+    yield connection
+    connection.close()
+
+
+@pytest.fixture(scope="module")
+def odd_domain(connection: LibvirtConnection) -> Iterator[str]:
+    """A TCG lab domain whose name has quotes, a comma, shell syntax and non-ASCII; always undefined afterwards."""
+    image = Lab().image()
+    define_lab_domains(connection, image, [ODD_NAME], 256, "tcg", start=False)
+    try:
+        yield ODD_NAME
+    finally:
+        for action in (connection.destroy, connection.undefine):
+            try:
+                action(ODD_NAME)
+            except LibvirtError:
+                pass
+
+
+def _domain(connection: LibvirtConnection, name: str):
+    return next(d for d in connection.domains() if d.name == name)
+
+
+def _agent_ready(connection: LibvirtConnection, name: str) -> None:
+    agent = LibvirtAgent(connection, name)
+
+    def answers() -> bool:
+        try:
+            agent.ping()
+            return True
+        except Exception:
+            return False
+
+    wait_for(answers, timeout=90, interval=1)
+
+
+def test_domains_are_listed_started_and_joined_to_their_qemu_process(connection, odd_domain):
+    domain = _domain(connection, odd_domain)
+    assert domain.state == "shut off" and domain.pid is None and domain.persistent
+    assert domain.max_memory_bytes == 256 * 1024 * 1024
+
+    connection.start(odd_domain)
+    domain = wait_for(lambda: (d := _domain(connection, odd_domain)).pid and d, timeout=30)
+    assert domain.state == "running" and domain.vcpus == 1
+    with Sampler() as sampler:
+        guest = sampler.sample().guest(domain.pid)
+    assert guest is not None, "the domain's qemu process is not among the guests"
+    assert guest.name == odd_domain  # qemu's -name guest=... with the comma doubled, read back as the real name
+
+
+def test_agent_and_a_workload_through_libvirt(connection, odd_domain):
+    if not _domain(connection, odd_domain).running:
+        connection.start(odd_domain)
+    _agent_ready(connection, odd_domain)
+    agent = LibvirtAgent(connection, odd_domain, timeout=5)
+    run = start_workload(agent, "fill-same", 8, timeout=10)
+    state = run.wait(agent, timeout=60)
+    assert state.exitcode == 0, state
+
+
+def test_shutdown_then_start_and_destroy(connection, odd_domain):
+    if not _domain(connection, odd_domain).running:
+        connection.start(odd_domain)
+    _agent_ready(connection, odd_domain)
+    connection.shutdown(odd_domain)
+    wait_for(lambda: _domain(connection, odd_domain).state == "shut off", timeout=60)
+    connection.start(odd_domain)
+    wait_for(lambda: _domain(connection, odd_domain).running, timeout=30)
+    connection.destroy(odd_domain)
+    assert _domain(connection, odd_domain).state == "shut off"
+
+
+def test_errors_come_back_in_words(connection, odd_domain):
+    with pytest.raises(LibvirtError, match=r"not found|no domain"):
+        connection.start("ksmtest-no-such-domain")
+    if _domain(connection, odd_domain).running:
+        connection.destroy(odd_domain)
+    with pytest.raises(LibvirtError, match=r"not running|agent"):
+        connection.agent_command(odd_domain, {"execute": "guest-ping"})
+
+
+@pytest.mark.ksm
+def test_node_ksm_tunables_through_libvirt_match_sysfs(connection, ksm_guard):
+    def sysfs(name: str) -> int:
+        return int(Path(f"/sys/kernel/mm/ksm/{name}").read_text())
+
+    node = connection.node_ksm()
+    for name in ("pages_to_scan", "sleep_millisecs", "merge_across_nodes"):
+        assert node[name] == sysfs(name)
+    target = 1234 if sysfs("pages_to_scan") != 1234 else 4321
+    assert connection.set_node_ksm("pages_to_scan", target) == target
+    assert sysfs("pages_to_scan") == target
+    assert connection.set_node_ksm("sleep_millisecs", 37) == 37 == sysfs("sleep_millisecs")
+    with pytest.raises(LibvirtError, match="only pages_to_scan"):
+        connection.set_node_ksm("use_zero_pages", 1)
+
+
+def test_reconnects_after_libvirtd_restarts(connection, libvirtd):
+    connection.domains()
+    _stop("libvirtd")
+    try:
+        with pytest.raises(LibvirtError, match=r"lost the connection|cannot connect"):
+            connection.domains()
+    finally:
+        _start("libvirtd")
+    domains = wait_for(lambda: _try(connection.domains), timeout=60, interval=0.5)
+    assert isinstance(domains, list)
+    assert connection.status.startswith("connected")
+
+
+def _try(call):
+    try:
+        return call() or [None]
+    except LibvirtError:
+        return None
