@@ -177,7 +177,13 @@ class KsmTopApp(SessionControlsMixin, GuestControlsMixin):
 
     @work(thread=True, group="tunable")
     def _write_tunable(self, name: str, value: str) -> None:
-        self.post_message(TunableWritten(self.source.write_tunable(name, value)))
+        try:
+            result = self.source.write_tunable(name, value)
+        except Exception as exc:  # never a traceback on the screen: the panel says what went wrong
+            result = WriteResult(
+                name, None, value, None, ok=False, message=f"write failed: {type(exc).__name__}: {exc}"
+            )
+        self.post_message(TunableWritten(result))
 
     def on_tunable_written(self, message: TunableWritten) -> None:
         result = message.result
