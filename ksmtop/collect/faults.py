@@ -69,6 +69,8 @@ class ProcessFaults:
     status: PerfStatus = field(default_factory=lambda: PerfStatus(False, "not read yet"))
     _threads: dict[int, _Thread] = field(default_factory=dict)
     _retired: list[int] = field(default_factory=lambda: [0, 0])
+    user_only: bool = False
+    """True when only faults taken in user mode are counted (not root, perf_event_paranoid >= 2)."""
 
     def __enter__(self) -> ProcessFaults:
         return self
@@ -115,13 +117,29 @@ class ProcessFaults:
             minor += thread_minor
             major += thread_major
         if self._threads and not self.status.reason.startswith("some threads"):
-            self.status = PerfStatus(True, f"counting page faults of {len(self._threads)} threads")
+            scope = " (user-mode faults only: not root)" if self.user_only else ""
+            self.status = PerfStatus(True, f"counting page faults of {len(self._threads)} threads{scope}")
         return FaultCounts(self.pid, minor, major, len(self._threads), time.monotonic_ns())
 
     def _open(self, tid: int) -> _Thread:
         what = f"page-fault counters of thread {tid} (process {self.pid})"
+        try:
+            return self._open_pair(tid, what, exclude_kernel=self.user_only)
+        except PerfError as exc:
+            if exc.errno not in (errno.EACCES, errno.EPERM) or self.user_only or os.geteuid() == 0:
+                raise
+        # Without root, perf_event_paranoid >= 2 allows user-mode events only: count the faults taken there.
+        self.user_only = True
+        return self._open_pair(tid, what, exclude_kernel=True)
+
+    def _open_pair(self, tid: int, what: str, exclude_kernel: bool) -> _Thread:
         leader = open_event(
-            PERF_TYPE_SOFTWARE, PERF_COUNT_SW_PAGE_FAULTS_MIN, pid=tid, read_format=PERF_FORMAT_GROUP, description=what
+            PERF_TYPE_SOFTWARE,
+            PERF_COUNT_SW_PAGE_FAULTS_MIN,
+            pid=tid,
+            read_format=PERF_FORMAT_GROUP,
+            exclude_kernel=exclude_kernel,
+            description=what,
         )
         try:
             member = open_event(
@@ -130,6 +148,7 @@ class ProcessFaults:
                 pid=tid,
                 group=leader,
                 read_format=PERF_FORMAT_GROUP,
+                exclude_kernel=exclude_kernel,
                 description=what,
             )
         except PerfError:

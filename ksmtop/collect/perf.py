@@ -402,11 +402,20 @@ def find_tracefs(root: str | Path = "/", *, mount: bool = True) -> Tracefs:
     """The tracefs directory that holds events/; mounts tracefs at /sys/kernel/tracing when allowed and asked."""
     base = Path(root)
     for candidate in TRACEFS_CANDIDATES:
-        if (base / candidate / "events").is_dir():
-            return Tracefs(base / candidate, f"tracefs at /{candidate}")
+        try:
+            if (base / candidate / "events").is_dir():
+                return Tracefs(base / candidate, f"tracefs at /{candidate}")
+        except PermissionError:
+            return Tracefs(None, f"tracefs at /{candidate} is readable by root only")
     target = base / TRACEFS_CANDIDATES[0]
     if not target.is_dir():
         return Tracefs(None, "tracefs is not available: /sys/kernel/tracing does not exist (kernel without tracing)")
+    try:
+        os.listdir(target)
+    except PermissionError:
+        return Tracefs(None, f"tracefs at {target} is readable by root only")
+    except OSError as exc:
+        return Tracefs(None, f"cannot look into {target}: {exc.strerror}")
     if not mount:
         return Tracefs(None, "tracefs is not mounted at /sys/kernel/tracing")
     if os.geteuid() != 0:
