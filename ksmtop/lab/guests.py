@@ -150,8 +150,12 @@ class Lab:
         accel: str = "auto",
         wait: bool = False,
         timeout: float = READY_TIMEOUT,
+        mem_merge: bool = True,
     ) -> LabGuest:
-        """Start one lab guest (an error if it already runs); with ``wait``, wait for its agent."""
+        """Start one lab guest (an error if it already runs); with ``wait``, wait for its agent.
+
+        ``mem_merge=False`` starts it with qemu's -machine mem-merge=off: its RAM is not marked mergeable.
+        """
         check_name(name)
         if not 64 <= memory_mib <= 65536:
             raise LabError(f"guest memory must be between 64 and 65536 MiB, got {memory_mib}")
@@ -160,7 +164,9 @@ class Lab:
         image = self.image()
         choice = self.accel(accel)
         files = GuestFiles(self.runtime / name)
-        argv = qemu_argv(name, files, image.kernel, image.initramfs, memory_mib, choice.accel, self.qemu)
+        argv = qemu_argv(
+            name, files, image.kernel, image.initramfs, memory_mib, choice.accel, self.qemu, mem_merge=mem_merge
+        )
         pid = launch(argv, files)
         ticks = start_ticks(pid)
         if ticks is None:

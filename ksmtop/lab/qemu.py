@@ -56,9 +56,17 @@ def check_name(name: str) -> str:
 
 
 def qemu_argv(
-    name: str, files: GuestFiles, kernel: Path, initramfs: Path, memory_mib: int, accel: str, qemu: str = QEMU_BINARY
+    name: str,
+    files: GuestFiles,
+    kernel: Path,
+    initramfs: Path,
+    memory_mib: int,
+    accel: str,
+    qemu: str = QEMU_BINARY,
+    mem_merge: bool = True,
 ) -> list[str]:
-    """The qemu command line of a lab guest: direct kernel boot, agent and QMP sockets, mergeable RAM."""
+    """The qemu command line of a lab guest: direct kernel boot, agent and QMP sockets, mergeable RAM (unless
+    ``mem_merge`` is False: qemu's mem-merge=off, as libvirt's <nosharepages/> does)."""
     check_name(name)
     for socket_path in (files.agent_socket, files.qmp_socket):
         if len(str(socket_path)) > _UNIX_PATH_MAX:
@@ -66,7 +74,7 @@ def qemu_argv(
     return [
         qemu,
         "-name", f"guest={name}",
-        "-machine", "pc,mem-merge=on",
+        "-machine", f"pc,mem-merge={'on' if mem_merge else 'off'}",
         "-accel", accel,
         "-m", str(memory_mib),
         "-smp", "1",
