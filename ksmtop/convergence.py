@@ -1,0 +1,188 @@
+"""Convergence of merging: pure functions over a list of Snapshots (History holds them, live or replayed).
+
+Definitions:
+- A *change* is a write to a KSM knob (run, pages_to_scan, sleep_millisecs, ...) or a guest starting or
+  stopping: it can move the saving, so convergence is judged from the last one on.
+- *Scanned*: the guests' KSM rmap items (pages ksmd has visited at least once) over their resident anonymous
+  pages, capped at 1.
+- *Converged*: KSM runs, at least CONVERGED_SCANS full scans completed since the last change, and pages_sharing
+  moved by less than CONVERGED_CHANGE (0.5%) over the last full scan.
+- *ETA*: until converged. Pages merge on their second pass at the earliest, so at least the scans missing to
+  CONVERGED_SCANS; when the gain per full scan shrinks geometrically (as it does: each pass finds the pairs
+  the last one seeded), the number of scans until a pass gains less than 0.5%. Multiplied by the time per full
+  scan (measured by the tracepoints when given, else the sampler's estimate).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ksmtop.collect.ksm import KNOBS
+from ksmtop.model import Snapshot
+
+CONVERGED_CHANGE = 0.005
+CONVERGED_SCANS = 2
+
+
+def _knobs(snapshot: Snapshot) -> tuple:
+    return tuple(snapshot.ksm.values.get(name) for name in KNOBS)
+
+
+def _guest_set(snapshot: Snapshot) -> frozenset[tuple[int, int]]:
+    return frozenset((g.pid, g.start_ticks) for g in snapshot.guests)
+
+
+def last_change_index(snapshots: Sequence[Snapshot]) -> int:
+    """Index of the first snapshot after the last knob change or guest start/stop (0 when none)."""
+    for i in range(len(snapshots) - 1, 0, -1):
+        before, after = snapshots[i - 1], snapshots[i]
+        if _knobs(before) != _knobs(after) or _guest_set(before) != _guest_set(after):
+            return i
+    return 0
+
+
+def scanned_fraction(snapshot: Snapshot) -> float | None:
+    rmap = [g.ksm_rmap_items for g in snapshot.guests if g.ksm_rmap_items is not None]
+    pages = sum(g.anon_bytes for g in snapshot.guests) // max(snapshot.host.page_size, 1)
+    if not rmap or pages <= 0:
+        return None
+    return min(1.0, sum(rmap) / pages)
+
+
+def sharing_at_scan_ends(snapshots: Sequence[Snapshot]) -> list[int]:
+    """pages_sharing at the first snapshot after each completed full scan (in order)."""
+    values: list[int] = []
+    last_scans = None
+    for snapshot in snapshots:
+        scans, sharing = snapshot.ksm.get("full_scans"), snapshot.ksm.get("pages_sharing")
+        if scans is None or sharing is None:
+            continue
+        if last_scans is not None and scans != last_scans:
+            values.append(sharing)
+        last_scans = scans
+    return values
+
+
+@dataclass(frozen=True, slots=True)
+class Convergence:
+    converged: bool
+    state: str
+    """In words: "converged", "KSM is off", "2 full scans to go", ..."""
+    scanned_fraction: float | None
+    full_scans_since_change: int | None
+    change_last_scan: float | None
+    """Relative change of pages_sharing over the last full scan."""
+    eta_s: float | None
+    """Seconds until converged (0 when converged; None when it cannot be estimated)."""
+    projected_sharing: int | None
+    """pages_sharing expected when it levels off (geometric extrapolation; None without two scan gains)."""
+
+
+def convergence(snapshots: Sequence[Snapshot], full_scan_seconds: float | None = None) -> Convergence:
+    """Where merging stands in ``snapshots`` (oldest first)."""
+    if not snapshots:
+        return Convergence(False, "no samples yet", None, None, None, None, None)
+    latest = snapshots[-1]
+    scanned = scanned_fraction(latest)
+    if not latest.ksm.running:
+        return Convergence(False, "KSM is off", scanned, None, None, None, None)
+    window = snapshots[last_change_index(snapshots) :]
+    first_scans, scans = window[0].ksm.get("full_scans"), latest.ksm.get("full_scans")
+    since = scans - first_scans if scans is not None and first_scans is not None else None
+    sharing = latest.ksm.get("pages_sharing") or 0
+    change = _change_over_last_scan(window)
+    converged = since is not None and since >= CONVERGED_SCANS and change is not None and change < CONVERGED_CHANGE
+    scan_s = full_scan_seconds or latest.rates.full_scan_seconds
+    ends = [value for value in sharing_at_scan_ends(window)]
+    projected, scans_to_level = _project(ends, sharing)
+    if converged:
+        return Convergence(True, "converged", scanned, since, change, 0.0, projected if projected else sharing)
+    to_go = max(CONVERGED_SCANS - (since or 0), scans_to_level or 0, 1)
+    eta = to_go * scan_s if scan_s else None
+    state = f"converging: about {to_go} full scan{'s' if to_go != 1 else ''} to go"
+    return Convergence(False, state, scanned, since, change, eta, projected)
+
+
+def _change_over_last_scan(window: Sequence[Snapshot]) -> float | None:
+    latest = window[-1]
+    scans, sharing = latest.ksm.get("full_scans"), latest.ksm.get("pages_sharing")
+    if scans is None or sharing is None:
+        return None
+    for snapshot in window:  # the first snapshot at or after the start of the last full scan
+        earlier = snapshot.ksm.get("full_scans")
+        if earlier is not None and earlier >= scans - 1:
+            if earlier == scans and snapshot is window[0]:
+                return None  # no full scan completed inside the window
+            before = snapshot.ksm.get("pages_sharing") or 0
+            return abs(sharing - before) / max(sharing, before, 1)
+    return None
+
+
+def _project(ends: list[int], current: int) -> tuple[int | None, int | None]:
+    """(levelled-off pages_sharing, scans until a scan gains < 0.5%) from the gains of the last two scans."""
+    if len(ends) < 3:
+        return None, None
+    older, newer = ends[-2] - ends[-3], ends[-1] - ends[-2]
+    if older <= 0 or newer <= 0 or newer >= older:
+        return None, None
+    ratio = newer / older
+    projected = int(current + newer * ratio / (1 - ratio))
+    target = CONVERGED_CHANGE * max(projected, 1)
+    scans = 0 if newer <= target else math.ceil(math.log(target / newer) / math.log(ratio))
+    return projected, scans
+
+
+@dataclass(frozen=True, slots=True)
+class TradePoint:
+    """ksmd's cost and speed while one (pages_to_scan, sleep_millisecs) setting held."""
+
+    pages_to_scan: int
+    sleep_millisecs: int
+    seconds: float
+    ksmd_cpu_percent: float | None
+    scanned_pages_per_s: float | None
+    full_scan_seconds: float | None
+
+
+def trade(snapshots: Sequence[Snapshot]) -> list[TradePoint]:
+    """One point per stretch of constant pages_to_scan/sleep_millisecs with KSM running, oldest first."""
+    points: list[TradePoint] = []
+    stretch: list[Snapshot] = []
+
+    def close() -> None:
+        if len(stretch) < 2:
+            return
+        seconds = stretch[-1].time - stretch[0].time
+        cpu = [s.host.ksmd_cpu_percent for s in stretch[1:] if s.host.ksmd_cpu_percent is not None]
+        scanned_0, scanned_1 = stretch[0].ksm.get("pages_scanned"), stretch[-1].ksm.get("pages_scanned")
+        rate = (
+            (scanned_1 - scanned_0) / seconds
+            if seconds > 0 and scanned_0 is not None and scanned_1 is not None
+            else None
+        )
+        full = [s.rates.full_scan_seconds for s in stretch if s.rates.full_scan_seconds]
+        points.append(
+            TradePoint(
+                pages_to_scan=stretch[0].ksm.get("pages_to_scan") or 0,
+                sleep_millisecs=stretch[0].ksm.get("sleep_millisecs") or 0,
+                seconds=seconds,
+                ksmd_cpu_percent=sum(cpu) / len(cpu) if cpu else None,
+                scanned_pages_per_s=rate,
+                full_scan_seconds=full[-1] if full else None,
+            )
+        )
+
+    for snapshot in snapshots:
+        key = (snapshot.ksm.get("pages_to_scan"), snapshot.ksm.get("sleep_millisecs"))
+        if not snapshot.ksm.running:
+            close()
+            stretch = []
+            continue
+        if stretch and key != (stretch[0].ksm.get("pages_to_scan"), stretch[0].ksm.get("sleep_millisecs")):
+            close()
+            stretch = []
+        stretch.append(snapshot)
+    close()
+    return points
