@@ -13,6 +13,13 @@ CORE = [
     "ksmtop.sampler",
     "ksmtop.recording",
     "ksmtop.replay",
+    "ksmtop.collect.perf",
+    "ksmtop.collect.ksmtrace",
+    "ksmtop.collect.faults",
+    "ksmtop.collect.pagemap",
+    "ksmtop.collect.smaps",
+    "ksmtop.diagnose",
+    "ksmtop.convergence",
 ]
 
 
