@@ -91,7 +91,9 @@ def test_real_tui_in_tmux_shows_the_host_and_quits_on_q(tmp_path):
             return subprocess.run(["tmux", "capture-pane", "-t", session, "-p"], capture_output=True, text=True).stdout
 
         deadline = time.monotonic() + 30
-        while "KSM tunables" not in screen() and time.monotonic() < deadline:
+        while not all(part in screen() for part in ("Host", "KSM tunables", "sampling every")):
+            if time.monotonic() > deadline:  # the first frames can be caught half painted: wait for all of it
+                break
             time.sleep(0.3)
         text = screen()
         assert "Host" in text and "KSM tunables" in text and "pages_to_scan" in text
