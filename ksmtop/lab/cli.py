@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ksmtop.collect.agent import AgentError
+from ksmtop.collect.libvirt import DEFAULT_URI
 from ksmtop.collect.qmp import QmpError
 from ksmtop.lab.guests import DEFAULT_MEMORY_MIB, READY_TIMEOUT, SHUTDOWN_TIMEOUT, Lab
 from ksmtop.lab.image import build_image
@@ -58,9 +59,17 @@ def register(subparsers: Any) -> None:
     up.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto", help="auto: probe KVM, else TCG")
     up.add_argument("--no-wait", action="store_true", help="return once qemu runs, before the agents answer")
     up.add_argument("--timeout", type=float, default=READY_TIMEOUT, help="seconds to wait for the agents")
+    up.add_argument(
+        "--libvirt",
+        action="store_true",
+        help="define the guests as libvirt domains (type qemu under TCG, kvm where it works) and start them",
+    )
+    up.add_argument("--connect", default=DEFAULT_URI, metavar="URI", help="libvirt URI with --libvirt")
 
     down = actions.add_parser("down", help="stop every lab guest (agent shutdown, then forced)")
     down.add_argument("--timeout", type=float, default=SHUTDOWN_TIMEOUT, help="seconds before forcing")
+    down.add_argument("--libvirt", action="store_true", help="stop the lab's libvirt domains (they stay defined)")
+    down.add_argument("--connect", default=DEFAULT_URI, metavar="URI", help="libvirt URI with --libvirt")
 
     status = actions.add_parser("status", help="list lab guests, their run state and agent")
     status.add_argument("--json", action="store_true", help="machine-readable output")
@@ -97,6 +106,8 @@ def _up(lab: Lab, args: argparse.Namespace) -> int:
     print(f"image {image.image_id} ({image.kernel_release}), {image.seconds:.1f} s")
     choice = lab.accel(args.accel)
     print(choice.describe())
+    if args.libvirt:
+        return _up_libvirt(lab, args, choice.accel, started)
     before = {guest.name for guest in lab.guests()}
     guests = lab.up(args.count, args.memory, accel=args.accel, wait=False)
     ready = {} if args.no_wait else lab.wait_ready(guests, args.timeout)
@@ -108,12 +119,59 @@ def _up(lab: Lab, args: argparse.Namespace) -> int:
     return 0
 
 
+def _up_libvirt(lab: Lab, args: argparse.Namespace, accel: str, started: float) -> int:
+    from ksmtop.collect.libvirt import LibvirtConnection, LibvirtError
+    from ksmtop.lab.domains import define_lab_domains
+
+    names = [lab.guest_name(index) for index in range(1, args.count + 1)]
+    with LibvirtConnection(args.connect) as connection:
+        try:
+            define_lab_domains(connection, lab.image(), names, args.memory, accel)
+            domains = {domain.name: domain for domain in connection.domains()}
+        except LibvirtError as exc:
+            raise LabError(str(exc)) from None
+    for name in names:
+        domain = domains.get(name)
+        state = domain.state if domain else "missing"
+        pid = f", PID {domain.pid}" if domain and domain.pid else ""
+        print(f"{name}: libvirt domain ({'kvm' if accel == 'kvm' else 'qemu'}), {state}{pid}")
+    print(f"{len(names)} domain(s) up in {time.monotonic() - started:.1f} s on {args.connect}")
+    return 0
+
+
 def _down(lab: Lab, args: argparse.Namespace) -> int:
+    if args.libvirt:
+        return _down_libvirt(lab, args)
     results = lab.down(timeout=args.timeout)
     if not results:
         print("no lab guests running")
     for name, how in results:
         print(f"{name}: {how}")
+    return 0
+
+
+def _down_libvirt(lab: Lab, args: argparse.Namespace) -> int:
+    """Graceful shutdown of every running lab domain, destroy after the timeout."""
+    from ksmtop.collect.libvirt import LibvirtConnection, LibvirtError
+
+    pattern = re.compile(re.escape(lab.prefix) + r"-\d+")
+    with LibvirtConnection(args.connect) as connection:
+        try:
+            running = [d.name for d in connection.domains() if d.running and pattern.fullmatch(d.name)]
+            for name in running:
+                connection.shutdown(name)
+            deadline = time.monotonic() + args.timeout
+            while running and time.monotonic() < deadline:
+                time.sleep(0.5)
+                still = {d.name for d in connection.domains() if d.running}
+                for name in [n for n in running if n not in still]:
+                    print(f"{name}: shut down")
+                running = [n for n in running if n in still]
+            for name in running:
+                connection.destroy(name)
+                print(f"{name}: destroyed after {args.timeout:g} s")
+        except LibvirtError as exc:
+            raise LabError(str(exc)) from None
     return 0
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -189,3 +190,30 @@ def _try(call):
         return call() or [None]
     except LibvirtError:
         return None
+
+
+def test_lab_up_and_down_with_libvirt_from_the_command_line(connection):
+    prefix = "ksmtestlv"
+    name = f"{prefix}-1"
+    ksmtop = [sys.executable, "-m", "ksmtop", "lab", "--prefix", prefix]
+    try:
+        up = subprocess.run(
+            [*ksmtop, "up", "1", "--libvirt", "--accel", "tcg"], capture_output=True, text=True, timeout=120
+        )
+        assert up.returncode == 0, up.stderr
+        assert f"{name}: libvirt domain (qemu), running" in up.stdout
+        domain = _domain(connection, name)
+        assert domain.running and domain.pid
+        _agent_ready(connection, name)
+        down = subprocess.run(
+            [*ksmtop, "down", "--libvirt", "--timeout", "60"], capture_output=True, text=True, timeout=120
+        )
+        assert down.returncode == 0, down.stderr
+        assert f"{name}: shut down" in down.stdout
+        assert _domain(connection, name).state == "shut off"
+    finally:
+        for action in (connection.destroy, connection.undefine):
+            try:
+                action(name)
+            except LibvirtError:
+                pass
