@@ -19,9 +19,11 @@ from ksmtop.model import Snapshot
 from ksmtop.sampler import History
 from ksmtop.source import Source
 from ksmtop.tui.guest_controls import CONTROL_BINDINGS, GuestControlsMixin
+from ksmtop.tui.insight import InsightMixin
 from ksmtop.tui.screens.help import HelpScreen
 from ksmtop.tui.screens.interval import IntervalScreen
 from ksmtop.tui.screens.main import MainScreen
+from ksmtop.tui.screens.sharing import SharingScreen
 from ksmtop.tui.session_controls import SESSION_BINDINGS, SessionControlsMixin
 from ksmtop.tui.widgets.guests import GuestTable
 from ksmtop.tui.widgets.tunables import TunablesPanel
@@ -46,7 +48,7 @@ class TunableWritten(Message):
         self.result = result
 
 
-class KsmTopApp(SessionControlsMixin, GuestControlsMixin):
+class KsmTopApp(SessionControlsMixin, GuestControlsMixin, InsightMixin):
     TITLE = "ksmtop"
     CSS_PATH = "ksmtop.tcss"
     BINDINGS = [
@@ -57,6 +59,7 @@ class KsmTopApp(SessionControlsMixin, GuestControlsMixin):
         Binding("w", "widen", "All KSM users"),
         Binding("slash,backslash", "filter", "Filter"),
         Binding("tab", "focus_next", "Next pane", show=False),
+        Binding("m", "sharing", "Sharing"),
         *CONTROL_BINDINGS,
         *SESSION_BINDINGS,
     ]
@@ -70,6 +73,8 @@ class KsmTopApp(SessionControlsMixin, GuestControlsMixin):
         self.paused = False
         self.history = History()
         self.init_session()
+        self.live_root: str | None = str(source.root) if hasattr(source, "root") else None
+        self.init_insight(self.live_root or "/")
         self.selected_pid: int | None = None
         self.last_took_s = 0.0
         self.sample_error = ""
@@ -129,8 +134,14 @@ class KsmTopApp(SessionControlsMixin, GuestControlsMixin):
 
     def show(self, snapshot: Snapshot) -> None:
         self.main.show(
-            snapshot, self.history, self.source.description, self.selected_pid, self.control_text(self.selected_pid)
+            snapshot,
+            self.history,
+            self.source.description,
+            self.selected_pid,
+            self.control_text(self.selected_pid),
+            self.insight_for(self.selected_pid),
         )
+        self.refresh_insight(snapshot, live=self.live_root is not None)
         self._set_banner(snapshot)
         self._show_status()
 
@@ -165,7 +176,11 @@ class KsmTopApp(SessionControlsMixin, GuestControlsMixin):
         self._show_status()
         if self.history.latest is not None:
             self.main.show_selected(
-                self.history.latest, self.history, self.selected_pid, self.control_text(self.selected_pid)
+                self.history.latest,
+                self.history,
+                self.selected_pid,
+                self.control_text(self.selected_pid),
+                self.insight_for(self.selected_pid),
             )
 
     def sample_soon(self) -> None:
@@ -198,6 +213,20 @@ class KsmTopApp(SessionControlsMixin, GuestControlsMixin):
             self.sample_now()
 
     # --- actions ------------------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "sharing":
+            return self.live_root is not None  # page tables of this host: not in a replay
+        return super().check_action(action, parameters)
+
+    def action_sharing(self) -> None:
+        snapshot = self.history.latest
+        if snapshot is None or self.live_root is None:
+            self.notify("the sharing matrix reads this host's page tables: live only", severity="warning")
+            return
+        pids = [guest.pid for guest in snapshot.guests]
+        names = {guest.pid: guest.name for guest in snapshot.guests}
+        self.push_screen(SharingScreen(pids, names, snapshot.host.page_size, self.live_root))
+
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 

@@ -1,6 +1,6 @@
 """A stand-in process with KSM-mergeable memory, for tests and benchmarks.
 
-    python -m tests.support.mergeable --mib 16 --fill same|random|zero [--name NAME]
+    python -m tests.support.mergeable --mib 16 --fill same|numbered|random|zero [--name NAME]
 
 Maps anonymous memory, fills it, marks it MADV_MERGEABLE, prints "ready" and sleeps until killed or until
 stdin closes. Every page of a "same" fill holds the same bytes, so ksmd merges all but one copy of it.
@@ -23,6 +23,11 @@ def fill(area: mmap.mmap, how: str) -> None:
         area[:] = page * (size // PAGE)
     elif how == "random":
         area[:] = os.urandom(size)
+    elif how == "numbered":
+        # every page differs from the others in this process, and equals the same page of another "numbered"
+        # process: merging happens only across processes (like identical guests), never inside one
+        for index, offset in enumerate(range(0, size, PAGE)):
+            area[offset : offset + PAGE] = (index.to_bytes(8, "little") * (PAGE // 8))[:PAGE]
     # "zero": leave the fresh zero pages untouched (only touched pages count; touch them with zeros)
     else:
         for offset in range(0, size, PAGE):
@@ -32,7 +37,7 @@ def fill(area: mmap.mmap, how: str) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mib", type=int, default=16)
-    parser.add_argument("--fill", choices=("same", "random", "zero"), default="same")
+    parser.add_argument("--fill", choices=("same", "numbered", "random", "zero"), default="same")
     parser.add_argument("--name", default="")
     args = parser.parse_args()
     if args.name:

@@ -25,6 +25,7 @@ KEYS = (
     ("click header", "sort by that column"),
     ("tab", "move between the guest table and the tunables"),
     ("enter", "on a tunable: edit it; enter again writes it; esc cancels"),
+    ("m", "sharing matrix: pages every pair of guests shares (pagemap + kpageflags; r recomputes, e exact)"),
     ("s", "start a lab guest (memory and name asked)"),
     ("k", "stop the selected lab guest: agent shutdown, then a forced stop after a confirm"),
     ("l", "run a workload in the selected lab guest through qemu-guest-agent"),

@@ -46,17 +46,25 @@ class MainScreen(Screen[None]):
         self.post_message(self.Ready())
 
     def show(
-        self, snapshot: Snapshot, history: History, source: str, selected_pid: int | None, control: str = ""
+        self,
+        snapshot: Snapshot,
+        history: History,
+        source: str,
+        selected_pid: int | None,
+        control: str = "",
+        insight: str = "",
     ) -> None:
-        self.query_one(Summary).show(snapshot, source)
+        self.query_one(Summary).show(snapshot, source, history)
         self.query_one(GuestTable).show(snapshot)
         self.query_one(TunablesPanel).show(snapshot.ksm)
         self.query_one(Timeline).show(history.events())
-        self.show_selected(snapshot, history, selected_pid, control)
+        self.show_selected(snapshot, history, selected_pid, control, insight)
 
-    def show_selected(self, snapshot: Snapshot, history: History, selected_pid: int | None, control: str = "") -> None:
+    def show_selected(
+        self, snapshot: Snapshot, history: History, selected_pid: int | None, control: str = "", insight: str = ""
+    ) -> None:
         guest = snapshot.guest(selected_pid) if selected_pid is not None else None
-        self.query_one(GuestDetails).show(guest, snapshot, control)
+        self.query_one(GuestDetails).show(guest, snapshot, control, insight)
         self.query_one(Graphs).plot(history, selected_pid)
 
     def set_banner(self, messages: list[str]) -> None:

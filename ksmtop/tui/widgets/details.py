@@ -15,7 +15,9 @@ def _yes_no(value: bool | None) -> str:
     return "unknown" if value is None else ("yes" if value else "no")
 
 
-def details_renderable(guest: GuestSample | None, snapshot: Snapshot, control: str = "") -> Group | Text:
+def details_renderable(
+    guest: GuestSample | None, snapshot: Snapshot, control: str = "", insight: str = ""
+) -> Group | Text:
     if guest is None:
         if snapshot.scope == "qemu":
             return Text("No qemu guests on this host. Press w to list every process using KSM.", style="dim")
@@ -58,13 +60,13 @@ def details_renderable(guest: GuestSample | None, snapshot: Snapshot, control: s
         f"{human_count(guest.faults_per_s)} /s",
     )
     control_line = Text.assemble(("Control     ", ""), (control, "italic")) if control else Text("")
-    return Group(table, control_line)
+    return Group(table, control_line, Text(insight))
 
 
 class GuestDetails(Static):
     DEFAULT_CSS = """
-    GuestDetails { height: 10; padding: 0 1; border-top: solid $primary; }
+    GuestDetails { height: 12; padding: 0 1; border-top: solid $primary; }
     """
 
-    def show(self, guest: GuestSample | None, snapshot: Snapshot, control: str = "") -> None:
-        self.update(details_renderable(guest, snapshot, control))
+    def show(self, guest: GuestSample | None, snapshot: Snapshot, control: str = "", insight: str = "") -> None:
+        self.update(details_renderable(guest, snapshot, control, insight))

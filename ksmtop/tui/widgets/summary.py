@@ -5,13 +5,17 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from ksmtop.convergence import convergence
+from ksmtop.diagnose import SIDE_CHANNEL_WARNING
 from ksmtop.format import human_bytes, human_count, human_rate, human_seconds, percent
 from ksmtop.model import Snapshot
+from ksmtop.sampler import History
 
+CONVERGENCE_WINDOW = 600  # samples (ten minutes at 1 s): enough to see several full scans
 RUN_STATES = {0: ("stopped", "yellow"), 1: ("running", "green"), 2: ("unmerging", "magenta")}
 
 
-def summary_text(snapshot: Snapshot, source: str) -> Text:
+def summary_text(snapshot: Snapshot, source: str, history: History | None = None) -> Text:
     host, ksm, rates = snapshot.host, snapshot.ksm, snapshot.rates
     text = Text()
     text.append("Host ", "bold")
@@ -48,6 +52,20 @@ def summary_text(snapshot: Snapshot, source: str) -> Text:
     text.append(f"   full scan ≈ {human_seconds(rates.full_scan_seconds)}")
     text.append(f"   sharing {human_rate(rates.pages_sharing_per_s, 'pages')}")
     text.append(f"   COW breaks {human_rate(host.cow_ksm_per_s, 'pages')}")
+    if history is not None and len(history):
+        state = convergence(list(history)[-CONVERGENCE_WINDOW:])
+        text.append("\nMerging ", "bold")
+        text.append(state.state, "green" if state.converged else "yellow")
+        if state.scanned_fraction is not None:
+            text.append(f"   scanned {100 * state.scanned_fraction:.0f}% of mergeable memory")
+        if state.eta_s:
+            text.append(f"   levels off in ≈ {human_seconds(state.eta_s)}")
+        if state.projected_sharing:
+            text.append(f"   projected saving {human_bytes(state.projected_sharing * host.page_size)}")
+    merging = sum(1 for guest in snapshot.guests if (guest.ksm_merging_pages or 0) > 0)
+    if merging > 1:
+        text.append("\n⚠ ", "bold yellow")
+        text.append(SIDE_CHANNEL_WARNING, "yellow")
     return text
 
 
@@ -55,8 +73,8 @@ class Summary(Static):
     """Three lines: host memory, KSM state and saving, ksmd's price."""
 
     DEFAULT_CSS = """
-    Summary { height: 3; padding: 0 1; background: $boost; }
+    Summary { height: auto; max-height: 6; padding: 0 1; background: $boost; }
     """
 
-    def show(self, snapshot: Snapshot, source: str) -> None:
-        self.update(summary_text(snapshot, source))
+    def show(self, snapshot: Snapshot, source: str, history: History | None = None) -> None:
+        self.update(summary_text(snapshot, source, history))
