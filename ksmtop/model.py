@@ -57,6 +57,10 @@ class GuestSample:
     merged_pages_per_s: float | None = field(
         default=None, metadata=_meta("pages/s", "change of merged pages per second", "ΔMerged/s")
     )
+    perf_faults_per_s: float | None = field(
+        default=None,
+        metadata=_meta("faults/s", "page faults per second counted by perf software events (all threads)", "pFlt/s"),
+    )
 
     def merged_bytes(self, page_size: int) -> int | None:
         """Merged pages in bytes."""
@@ -87,6 +91,9 @@ class HostSample:
         default=None, metadata=_meta("%", "ksmd CPU use over the last interval (of one CPU)", "ksmd CPU")
     )
     cow_ksm_per_s: float | None = field(default=None, metadata=_meta("breaks/s", "COW breaks of KSM pages per s"))
+    trace_status: str | None = field(
+        default=None, metadata=_meta("", "why KSM tracepoints or perf counters are not counted (None: counting)")
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +144,16 @@ class KsmRates:
     )
     pages_sharing_per_s: float | None = field(
         default=None, metadata=_meta("pages/s", "change of pages_sharing per second", "ΔSharing/s")
+    )
+    merges_per_s: float | None = field(
+        default=None, metadata=_meta("merges/s", "successful page merges per second (ksm tracepoints)", "Merges/s")
+    )
+    unmerges_per_s: float | None = field(
+        default=None, metadata=_meta("pages/s", "KSM pages dropped per second (ksm_remove_ksm_page)", "Unmerges/s")
+    )
+    measured_full_scan_seconds: float | None = field(
+        default=None,
+        metadata=_meta("s", "the last full scan, timed from ksm_start_scan to ksm_stop_scan", "Full scan (measured)"),
     )
 
 

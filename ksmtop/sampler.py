@@ -18,6 +18,7 @@ from ksmtop.collect.host import HostReader
 from ksmtop.collect.ksm import read_ksm
 from ksmtop.collect.procfs import ProcessTable, read_pss
 from ksmtop.model import Event, GuestSample, HostSample, KsmRates, KsmState, Scope, Snapshot
+from ksmtop.perfcount import PerfCounting
 
 HISTORY_SAMPLES = 3600  # one hour at 1 s; sparklines need ten minutes
 PSS_MAX_AGE_S = 5.0  # the selected guest's PSS is re-read at most this often
@@ -33,11 +34,15 @@ def _rate(new: float | None, old: float | None, seconds: float) -> float | None:
 class Sampler:
     """Takes Snapshots. Thread-safe for one sampling thread plus callers of add_event/select/set_scope."""
 
-    def __init__(self, root: str | Path = "/", scope: Scope = "qemu") -> None:
+    def __init__(self, root: str | Path = "/", scope: Scope = "qemu", perf: bool | None = None) -> None:
+        """``perf``: count KSM tracepoints and per-guest faults with perf (default: on the real root as root)."""
         self.root = root
         self.processes = ProcessTable(root=root, scope=scope)
         self.host_reader = HostReader(root=root)
         self.is_root = os.geteuid() == 0
+        if perf is None:
+            perf = self.is_root and str(root) == "/"
+        self.perf = PerfCounting(root) if perf else None
         self._previous: Snapshot | None = None
         self._previous_monotonic = 0.0
         self._events: list[Event] = []
@@ -55,6 +60,8 @@ class Sampler:
     def close(self) -> None:
         self.processes.close()
         self.host_reader.close()
+        if self.perf is not None:
+            self.perf.close()
 
     @property
     def scope(self) -> Scope:
@@ -81,13 +88,20 @@ class Sampler:
         previous = self._previous
         interval = now_monotonic - self._previous_monotonic if previous else None
         guests = self._with_pss(guests, now_monotonic)
+        rates = ksm_rates(ksm, host, previous.ksm if previous else None, interval, guests)
+        host = _host_rates(host, previous.host if previous else None, interval)
+        if self.perf is not None:
+            rates = self.perf.rates(rates)
+            guests = self.perf.guests(guests)
+            if self.perf.status:
+                host = dataclasses.replace(host, trace_status=self.perf.status)
         snapshot = Snapshot(
             time=time.time(),
             interval_s=interval,
             scope=self.scope,
-            host=_host_rates(host, previous.host if previous else None, interval),
+            host=host,
             ksm=ksm,
-            rates=ksm_rates(ksm, host, previous.ksm if previous else None, interval, guests),
+            rates=rates,
             guests=tuple(_guest_rates(g, previous, interval, host.clock_ticks) for g in guests),
             events=events,
             is_root=self.is_root,

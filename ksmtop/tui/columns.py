@@ -78,6 +78,7 @@ COLUMNS: tuple[Column, ...] = (
     _from_field("ksm_process_profit_bytes", _bytes),
     _from_field("cpu_percent", _percent),
     _from_field("faults_per_s", _rate),
+    _from_field("perf_faults_per_s", _rate),
 )
 
 COLUMN_KEYS = tuple(column.key for column in COLUMNS)

@@ -8,6 +8,7 @@ cannot move between ksmtop's read and ours.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,26 @@ def test_reaped_between_discover_and_sample_is_dropped(mergeable_processes):
         doomed.wait(timeout=10)
         pids = [g.pid for g in table.sample()]  # no discover in between: the open fds answer ESRCH
     assert keep.pid in pids and doomed.pid not in pids
+
+
+@pytest.mark.ksm
+def test_snapshot_carries_tracepoint_rates_measured_scans_and_perf_faults(ksm_guard, mergeable_processes):
+    """The perf figures reach the Snapshot (so the screen, recordings and replay all have them)."""
+    procs = [mergeable_processes(mib=MIB, fill="numbered", name=f"ksmtop-perf{i}") for i in range(2)]
+    with Sampler(scope="ksm") as sampler:
+        assert sampler.perf is not None
+        sampler.sample()
+        ksm_guard.set(pages_to_scan=5000, sleep_millisecs=10, run=1)
+        merged = wait_for(
+            lambda: (s := sampler.sample()).rates.merges_per_s and s.rates.merges_per_s > 0 and s, timeout=60
+        )
+        assert merged.host.trace_status is None, merged.host.trace_status
+        scans = wait_for(lambda: (s := sampler.sample()).rates.measured_full_scan_seconds and s, timeout=60)
+        assert 0 < scans.rates.measured_full_scan_seconds < 60
+        ksm_guard.set(run=0)
+        sampler.sample()
+        time.sleep(0.3)
+        still = sampler.sample()
+        assert still.rates.merges_per_s == 0  # flat with run=0
+        mine = [still.guest(p.pid) for p in procs]
+        assert all(g is not None and g.perf_faults_per_s is not None for g in mine)

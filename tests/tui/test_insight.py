@@ -53,6 +53,7 @@ async def test_header_shows_convergence_and_the_side_channel_warning(ksm_guard, 
         )
         assert "Merging converged" in summary
         assert "side channels" in summary
+        assert "merges" in summary and "measured" in summary  # KSM tracepoints through perf
 
 
 async def test_sharing_matrix_screen_shows_pairs_of_merged_processes(ksm_guard, mergeable_processes):

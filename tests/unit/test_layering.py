@@ -20,6 +20,11 @@ CORE = [
     "ksmtop.collect.smaps",
     "ksmtop.diagnose",
     "ksmtop.convergence",
+    "ksmtop.perfcount",
+    "ksmtop.control",
+    "ksmtop.collect.libvirt",
+    "ksmtop.collect.libvirt_agent",
+    "ksmtop.lab.domains",
 ]
 
 

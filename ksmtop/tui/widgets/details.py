@@ -57,7 +57,8 @@ def details_renderable(
         "Faults",
         f"{human_count(guest.minor_faults)} minor, {human_count(guest.major_faults)} major",
         "Rate",
-        f"{human_count(guest.faults_per_s)} /s",
+        f"{human_count(guest.faults_per_s)} /s"
+        + ("" if guest.perf_faults_per_s is None else f" (perf {human_count(guest.perf_faults_per_s)} /s)"),
     )
     control_line = Text.assemble(("Control     ", ""), (control, "italic")) if control else Text("")
     return Group(table, control_line, Text(insight))

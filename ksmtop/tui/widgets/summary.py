@@ -49,9 +49,17 @@ def summary_text(snapshot: Snapshot, source: str, history: History | None = None
     text.append(f"{percent(host.ksmd_cpu_percent)} CPU")
     text.append(f"   scan {human_rate(rates.scan_rate_pages_per_s, 'pages')} set")
     text.append(f", {human_rate(rates.measured_scan_pages_per_s, 'pages')} measured")
-    text.append(f"   full scan ≈ {human_seconds(rates.full_scan_seconds)}")
+    if rates.measured_full_scan_seconds is not None:
+        text.append(f"   full scan {human_seconds(rates.measured_full_scan_seconds)} measured")
+    else:
+        text.append(f"   full scan ≈ {human_seconds(rates.full_scan_seconds)}")
+    if rates.merges_per_s is not None:
+        text.append(f"   merges {human_rate(rates.merges_per_s, 'pages')}")
+        text.append(f", unmerges {human_rate(rates.unmerges_per_s, 'pages')}")
     text.append(f"   sharing {human_rate(rates.pages_sharing_per_s, 'pages')}")
     text.append(f"   COW breaks {human_rate(host.cow_ksm_per_s, 'pages')}")
+    if host.trace_status:
+        text.append(f"   ({host.trace_status})", "dim")
     if history is not None and len(history):
         state = convergence(list(history)[-CONVERGENCE_WINDOW:])
         text.append("\nMerging ", "bold")
