@@ -179,6 +179,14 @@ def _open(path: str) -> int | None:
         return None
 
 
+SAMPLE_FIELDS = (
+    "pid", "name", "kind", "start_ticks", "rss_bytes", "anon_bytes", "shared_bytes",
+    "ksm_merging_pages", "ksm_zero_pages", "ksm_rmap_items", "ksm_process_profit_bytes", "ksm_mergeable",
+    "ksm_merge_any", "cpu_seconds", "minor_faults", "major_faults",
+)  # fmt: skip
+"""The GuestSample fields ProcessTable.sample fills, in the model's order."""
+
+
 @dataclass(slots=True)
 class TrackedProcess:
     """Open file descriptors of one tracked process."""
@@ -347,7 +355,9 @@ class ProcessTable:
         for pid, process in self.tracked.items():
             try:
                 stat = _pread(process.stat_fd)
-                fields = stat[stat.rindex(b")") + 2 :].split()  # as parse_stat, without decoding comm
+                fields = stat[stat.rindex(b")") + 2 :].split(
+                    None, 20
+                )  # as parse_stat: up to starttime, comm not decoded
                 start_ticks = int(fields[19])
                 if start_ticks != process.start_ticks or fields[0][0] in DEAD_STATES:
                     gone.append(pid)
@@ -364,27 +374,13 @@ class ProcessTable:
             except (OSError, ValueError, IndexError):
                 gone.append(pid)
                 continue
-            merging, zero, rmap, profit, mergeable, merge_any = ksm
+            # Positional, in SAMPLE_FIELDS order (checked by a unit test): keywords cost 15% of a sample here.
             samples.append(
                 GuestSample(
-                    pid=pid,
-                    name=process.name,
-                    kind=process.kind,
-                    start_ticks=start_ticks,
-                    rss_bytes=rss,
-                    anon_bytes=rss - shared,
-                    shared_bytes=shared,
-                    ksm_merging_pages=merging,
-                    ksm_zero_pages=zero,
-                    ksm_rmap_items=rmap,
-                    ksm_process_profit_bytes=profit,
-                    ksm_mergeable=mergeable,
-                    ksm_merge_any=merge_any,
-                    cpu_seconds=cpu_ticks / ticks,
-                    minor_faults=minflt,
-                    major_faults=majflt,
+                    pid, process.name, process.kind, start_ticks, rss, rss - shared, shared, *ksm,
+                    cpu_ticks / ticks, minflt, majflt,
                 )
-            )
+            )  # fmt: skip
         for pid in gone:
             self.tracked.pop(pid).close()
         return samples

@@ -31,3 +31,13 @@ def test_json_round_trip(tmp_path):
     back = snapshot_from_dict(data)
     assert isinstance(back, Snapshot)
     assert back == snap
+
+
+def test_process_table_fills_guest_samples_in_the_models_field_order():
+    import dataclasses
+
+    from ksmtop.collect.procfs import SAMPLE_FIELDS
+    from ksmtop.model import GuestSample
+
+    names = [f.name for f in dataclasses.fields(GuestSample)]
+    assert tuple(names[: len(SAMPLE_FIELDS)]) == SAMPLE_FIELDS
