@@ -162,7 +162,11 @@ def trade(snapshots: Sequence[Snapshot]) -> list[TradePoint]:
             if seconds > 0 and scanned_0 is not None and scanned_1 is not None
             else None
         )
-        full = [s.rates.full_scan_seconds for s in stretch if s.rates.full_scan_seconds]
+        full = [
+            s.rates.measured_full_scan_seconds or s.rates.full_scan_seconds
+            for s in stretch
+            if s.rates.measured_full_scan_seconds or s.rates.full_scan_seconds
+        ]
         points.append(
             TradePoint(
                 pages_to_scan=stretch[0].ksm.get("pages_to_scan") or 0,

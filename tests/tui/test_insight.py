@@ -54,6 +54,9 @@ async def test_header_shows_convergence_and_the_side_channel_warning(ksm_guard, 
         assert "Merging converged" in summary
         assert "side channels" in summary
         assert "merges" in summary and "measured" in summary  # KSM tracepoints through perf
+        trade = app.main.query_one("#trade")
+        await wait_until(pilot, lambda: trade.row_count >= 1)
+        assert str(trade.get_row_at(0)[0]) == "5000"  # the setting in force, with its ksmd CPU and scan rate
 
 
 async def test_sharing_matrix_screen_shows_pairs_of_merged_processes(ksm_guard, mergeable_processes):

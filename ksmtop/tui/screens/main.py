@@ -8,6 +8,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
+from ksmtop.convergence import trade
 from ksmtop.model import Snapshot
 from ksmtop.sampler import History
 from ksmtop.tui.widgets.details import GuestDetails
@@ -16,6 +17,8 @@ from ksmtop.tui.widgets.guests import GuestTable
 from ksmtop.tui.widgets.summary import Summary
 from ksmtop.tui.widgets.timeline import Timeline
 from ksmtop.tui.widgets.tunables import TunablesPanel
+
+TRADE_WINDOW = 3600  # samples: an hour at 1 s
 
 
 class MainScreen(Screen[None]):
@@ -57,6 +60,7 @@ class MainScreen(Screen[None]):
         self.query_one(Summary).show(snapshot, source, history)
         self.query_one(GuestTable).show(snapshot)
         self.query_one(TunablesPanel).show(snapshot.ksm)
+        self.query_one(TunablesPanel).show_trade(trade(list(history)[-TRADE_WINDOW:]))
         self.query_one(Timeline).show(history.events())
         self.show_selected(snapshot, history, selected_pid, control, insight)
 

@@ -11,8 +11,11 @@ from textual.message import Message
 from textual.widgets import DataTable, Input, Label, Static
 
 from ksmtop.collect.ksm import COUNTERS, KNOBS, TunableError, WriteResult, validate
-from ksmtop.format import human_bytes, human_count
+from ksmtop.convergence import TradePoint
+from ksmtop.format import human_bytes, human_count, human_rate, human_seconds, percent
 from ksmtop.model import KsmState
+
+TRADE_ROWS = 5
 
 
 class KnobTable(DataTable):
@@ -46,7 +49,8 @@ class TunablesPanel(Vertical):
     DEFAULT_CSS = """
     TunablesPanel { height: 1fr; }
     TunablesPanel KnobTable { height: auto; max-height: 15; }
-    TunablesPanel #counters { height: 1fr; overflow-x: hidden; }
+    TunablesPanel #counters { height: auto; overflow-x: hidden; }
+    TunablesPanel #trade { height: 1fr; min-height: 3; }
     TunablesPanel KnobInput { display: none; }
     TunablesPanel KnobInput.editing { display: block; }
     TunablesPanel #knob-help { height: auto; color: $text-muted; padding: 0 1; }
@@ -76,6 +80,8 @@ class TunablesPanel(Vertical):
         yield Static("", id="knob-help")
         yield Label("KSM counters", classes="title")
         yield DataTable(cursor_type="none", id="counters", show_header=False)
+        yield Label("ksmd's price per setting (pages_to_scan / sleep_millisecs)", classes="title")
+        yield DataTable(cursor_type="none", id="trade")
 
     def on_mount(self) -> None:
         knobs = self.query_one("#knobs", KnobTable)
@@ -84,8 +90,11 @@ class TunablesPanel(Vertical):
         knobs.add_column("Kernel's answer", key="answer")
         counters = self.query_one("#counters", DataTable)
         counters.add_column("Counter", key="counter")
-        counters.add_column("Value", key="value")
+        counters.add_column("Value", key="value", width=10)
         counters.add_column("Meaning", key="meaning")
+        trade = self.query_one("#trade", DataTable)
+        for label in ("pages", "sleep ms", "ksmd CPU", "scanned/s", "full scan", "held for"):
+            trade.add_column(label)
 
     def set_read_only(self, reason: str) -> None:
         self.read_only_reason = reason
@@ -120,6 +129,20 @@ class TunablesPanel(Vertical):
                 shown = human_bytes(state.get(name)) if name == "general_profit" else human_count(state.get(name))
                 counters.add_row(name, Text(shown, justify="right"), Text(meaning, style="dim"))
         self._show_help()
+
+    def show_trade(self, points: list[TradePoint]) -> None:
+        """One row per pages_to_scan/sleep_millisecs setting seen while KSM ran, newest first."""
+        table = self.query_one("#trade", DataTable)
+        table.clear()
+        for point in reversed(points[-TRADE_ROWS:]):
+            table.add_row(
+                str(point.pages_to_scan),
+                str(point.sleep_millisecs),
+                percent(point.ksmd_cpu_percent),
+                human_rate(point.scanned_pages_per_s, "pages"),
+                human_seconds(point.full_scan_seconds),
+                human_seconds(point.seconds),
+            )
 
     def _answer_text(self, name: str) -> Text:
         result = self.answers.get(name)
