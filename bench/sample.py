@@ -26,36 +26,14 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from ksmtop.collect.procfs import ProcessTable  # noqa: E402
+from tests.support.mergeable import start_many, stop_all  # noqa: E402
 
 TARGET_US = 15.0
 TARGET_RATIO = 3.0
 
 
 def start_stand_ins(count: int, mib: int) -> list[subprocess.Popen]:
-    argv = [sys.executable, "-m", "tests.support.mergeable", "--mib", str(mib), "--fill", "same"]
-    started: list[subprocess.Popen] = []
-    try:
-        for i in range(count):
-            started.append(
-                subprocess.Popen(
-                    [*argv, "--name", f"ksmbench{i}"], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE
-                )
-            )
-        for process in started:
-            assert process.stdout is not None
-            if process.stdout.readline().strip() != b"ready":
-                raise RuntimeError(f"stand-in {process.pid} did not start")
-    except BaseException:
-        stop(started)
-        raise
-    return started
-
-
-def stop(processes: list[subprocess.Popen]) -> None:
-    for process in processes:
-        process.kill()
-    for process in processes:
-        process.wait(timeout=30)
+    return start_many(count, mib, lambda i: "same", "ksmbench")
 
 
 def table_for(pids: list[int]) -> ProcessTable:
@@ -158,7 +136,7 @@ def main() -> int:
             verdict = "ok" if ok else f"MISSED (≤{TARGET_US:g} µs and ≥{TARGET_RATIO:g}x)"
             print(f"{n:>5} {ours:>15.2f} {theirs:>15.2f} {ratio:>6.1f}x  {verdict}", flush=True)
     finally:
-        stop(stand_ins)
+        stop_all(stand_ins)
     return 1 if failed else 0
 
 

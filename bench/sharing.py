@@ -23,36 +23,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from ksmtop.collect.pagemap import sharing  # noqa: E402
+from tests.support.mergeable import start_many, stop_all  # noqa: E402
 
 TARGET_MS = 100.0
 
 
 def start_stand_ins(count: int, mib: int) -> list[subprocess.Popen]:
-    started: list[subprocess.Popen] = []
-    try:
-        for i in range(count):
-            fill = "same" if i % 2 == 0 else "random"
-            argv = [sys.executable, "-m", "tests.support.mergeable", "--mib", str(mib), "--fill", fill]
-            started.append(
-                subprocess.Popen(
-                    [*argv, "--name", f"ksmshare{i}"], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE
-                )
-            )
-        for process in started:
-            assert process.stdout is not None
-            if process.stdout.readline().strip() != b"ready":
-                raise RuntimeError(f"stand-in {process.pid} did not start")
-    except BaseException:
-        stop(started)
-        raise
-    return started
-
-
-def stop(processes: list[subprocess.Popen]) -> None:
-    for process in processes:
-        process.kill()
-    for process in processes:
-        process.wait(timeout=30)
+    return start_many(count, mib, lambda i: "same" if i % 2 == 0 else "random", "ksmshare")
 
 
 def merge_first(pids: list[int]) -> None:
@@ -124,7 +101,7 @@ def main() -> int:
         )
         return 0 if median <= TARGET_MS else 2
     finally:
-        stop(started)
+        stop_all(started)
 
 
 if __name__ == "__main__":

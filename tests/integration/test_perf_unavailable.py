@@ -5,7 +5,6 @@ A forked child drops to uid 65534 after the imports (as tests/tui/test_modes.py 
 
 from __future__ import annotations
 
-import json
 import mmap
 import os
 
@@ -14,6 +13,7 @@ import pytest
 from ksmtop.collect.faults import ProcessFaults
 from ksmtop.collect.ksmtrace import KsmTracer
 from ksmtop.collect.pagemap import sharing
+from tests.support.nobody import run_as_nobody
 
 
 def _as_nobody() -> dict:
@@ -37,26 +37,7 @@ def _as_nobody() -> dict:
         seen["sharing"] = report.error
         return seen
 
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(read_fd)
-            os.setgroups([])
-            os.setgid(65534)
-            os.setuid(65534)
-            payload = json.dumps(observe())
-        except BaseException as exc:  # report, never fall back into pytest in the child
-            payload = json.dumps({"error": f"{type(exc).__name__}: {exc}"})
-        os.write(write_fd, payload.encode())
-        os._exit(0)
-    os.close(write_fd)
-    chunks = []
-    while chunk := os.read(read_fd, 65536):
-        chunks.append(chunk)
-    os.close(read_fd)
-    os.waitpid(pid, 0)
-    return json.loads(b"".join(chunks))
+    return run_as_nobody(observe)
 
 
 def test_without_root_every_perf_part_says_why():

@@ -11,7 +11,10 @@ from __future__ import annotations
 import argparse
 import mmap
 import os
+import subprocess
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -53,6 +56,35 @@ def main() -> int:
     sys.stdin.read()  # exits when the parent closes our stdin (or kills us)
     area.close()
     return 0
+
+
+def start_many(count: int, mib: int, fill_for: Callable[[int], str], name: str) -> list[subprocess.Popen]:
+    """``count`` stand-ins (fill_for(i) chooses each one's fill), named name0..; all ready when this returns."""
+    repo = Path(__file__).resolve().parents[2]
+    started: list[subprocess.Popen] = []
+    try:
+        for i in range(count):
+            argv = [sys.executable, "-m", "tests.support.mergeable", "--mib", str(mib), "--fill", fill_for(i)]
+            started.append(
+                subprocess.Popen(
+                    [*argv, "--name", f"{name}{i}"], cwd=repo, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+                )
+            )
+        for process in started:
+            assert process.stdout is not None
+            if process.stdout.readline().strip() != b"ready":
+                raise RuntimeError(f"stand-in {process.pid} did not start")
+    except BaseException:
+        stop_all(started)
+        raise
+    return started
+
+
+def stop_all(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        process.kill()
+    for process in processes:
+        process.wait(timeout=30)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from ksmtop.source import LiveSource
 from ksmtop.tui.app import KsmTopApp
 from ksmtop.tui.widgets.guests import GuestTable
 from tests.fixtures.tree import FakeRoot
+from tests.support.nobody import run_as_nobody
 from tests.tui.conftest import wait_until, widget_text
 
 SIZE = (170, 48)
@@ -58,27 +58,10 @@ def _run_as_nobody() -> dict:
                 seen["write_message"] = result.message
         return seen
 
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child
-        try:
-            os.close(read_fd)
-            asyncio.run(drive(observe=False))  # warm-up as root: every module the app needs gets imported
-            os.setgroups([])
-            os.setgid(65534)
-            os.setuid(65534)
-            payload = json.dumps(asyncio.run(drive(observe=True)))
-        except BaseException as exc:  # report, never fall back into pytest in the child
-            payload = json.dumps({"error": f"{type(exc).__name__}: {exc}"})
-        os.write(write_fd, payload.encode())
-        os._exit(0)
-    os.close(write_fd)
-    chunks = []
-    while chunk := os.read(read_fd, 65536):
-        chunks.append(chunk)
-    os.close(read_fd)
-    os.waitpid(pid, 0)
-    return json.loads(b"".join(chunks) or b"{}")
+    return run_as_nobody(
+        observe=lambda: asyncio.run(drive(observe=True)),
+        warm_up=lambda: asyncio.run(drive(observe=False)),  # as root: every module the app needs gets imported
+    )
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to nobody")
