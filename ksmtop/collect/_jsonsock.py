@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -105,3 +106,78 @@ def _remaining(deadline: float) -> float:
     if left <= 0:
         raise SocketTimeout("no answer before the deadline")
     return left
+
+
+class JsonClient:
+    """A JSON-lines client of one QEMU socket (guest agent or QMP): connected on first use, calls serialized,
+    every call bounded by a deadline, the connection dropped after any failure so the next call starts clean.
+
+    Subclasses set the error types and the words for messages, and say how a session opens (``_handshake``)
+    and how one answer is read (``_read_answer``).
+    """
+
+    error: type[Exception] = Exception
+    timeout_error: type[Exception] = Exception
+    closed_error: type[Exception] = Exception
+    peer = "peer"
+    """Who answers, in messages: "guest agent", "QEMU"."""
+    channel = "channel"
+    """The socket, in messages: "guest agent channel", "QMP channel"."""
+
+    def __init__(self, socket_path: str | Path, timeout: float) -> None:
+        self.socket_path = Path(socket_path)
+        self.timeout = timeout
+        self._conn: JsonSocket | None = None
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> JsonClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+    def _exchange(self, command: str, message: dict[str, Any], timeout: float | None) -> dict[str, Any]:
+        """Send one message and return the answer; raise the subclass's error types, with one-line messages."""
+        seconds = self.timeout if timeout is None else timeout
+        deadline = deadline_after(seconds)
+        with self._lock:
+            try:
+                conn = self._connected(deadline)
+                conn.send_json(message, deadline)
+                return self._read_answer(conn, deadline)
+            except SocketTimeout as exc:
+                self._drop()
+                raise self.timeout_error(f"{self.peer} did not answer {command} within {seconds:g} s") from exc
+            except SocketClosed as exc:
+                self._drop()
+                raise self.closed_error(f"{self.channel} {self.socket_path} closed during {command}") from exc
+            except (OSError, ValueError) as exc:
+                self._drop()
+                raise self.error(f"{self.channel} {self.socket_path}: {' '.join(str(exc).split())}") from exc
+
+    def _connected(self, deadline: float) -> JsonSocket:
+        if self._conn is not None:
+            return self._conn
+        conn = JsonSocket(self.socket_path, max(0.001, deadline - time.monotonic()))
+        try:
+            self._handshake(conn, deadline)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        return conn
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _handshake(self, conn: JsonSocket, deadline: float) -> None:
+        """Open the session on a fresh connection."""
+
+    def _read_answer(self, conn: JsonSocket, deadline: float) -> dict[str, Any]:
+        return conn.read_json(deadline)

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import base64
 import random
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ksmtop.collect._jsonsock import JsonSocket, SocketClosed, SocketTimeout, deadline_after
+from ksmtop.collect._jsonsock import JsonClient, JsonSocket
 
 DEFAULT_TIMEOUT = 5.0
 FILE_CHUNK_BYTES = 48 * 1024
@@ -50,73 +49,42 @@ class ExecStatus:
     stderr_truncated: bool = False
 
 
-class GuestAgent:
+class GuestAgent(JsonClient):
     """A connection to one guest's qemu-guest-agent socket; safe to share between threads (calls serialize)."""
 
+    error = AgentError
+    timeout_error = AgentTimeout
+    closed_error = AgentDisconnected
+    peer = "guest agent"
+    channel = "guest agent channel"
+
     def __init__(self, socket_path: str | Path, timeout: float = DEFAULT_TIMEOUT) -> None:
-        self.socket_path = Path(socket_path)
-        self.timeout = timeout
-        self._conn: JsonSocket | None = None
-        self._lock = threading.Lock()
+        super().__init__(socket_path, timeout)
 
     def __enter__(self) -> GuestAgent:
         return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        with self._lock:
-            self._drop()
 
     # -- generic call -------------------------------------------------------------------------------------
 
     def call(self, command: str, arguments: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
         """Run one agent command and return its "return" value; raise AgentError / AgentTimeout."""
-        seconds = self.timeout if timeout is None else timeout
-        deadline = deadline_after(seconds)
         message: dict[str, Any] = {"execute": command}
         if arguments:
             message["arguments"] = arguments
-        with self._lock:
-            try:
-                conn = self._connected(deadline)
-                conn.send_json(message, deadline)
-                answer = conn.read_json(deadline, strip=b"\xff")
-            except SocketTimeout as exc:
-                self._drop()
-                raise AgentTimeout(f"guest agent did not answer {command} within {seconds:g} s") from exc
-            except SocketClosed as exc:
-                self._drop()
-                raise AgentDisconnected(f"guest agent channel {self.socket_path} closed during {command}") from exc
-            except (OSError, ValueError) as exc:
-                self._drop()
-                raise AgentError(f"guest agent channel {self.socket_path}: {_one_line(exc)}") from exc
-        return _unwrap(command, answer)
+        return _unwrap(command, self._exchange(command, message, timeout))
 
-    def _connected(self, deadline: float) -> JsonSocket:
-        if self._conn is not None:
-            return self._conn
-        conn = JsonSocket(self.socket_path, max(0.001, deadline - time.monotonic()))
-        try:
-            sync_id = random.randint(1, 2**31 - 1)
-            conn.send_bytes(b"\xff", deadline)
-            conn.send_json({"execute": "guest-sync-delimited", "arguments": {"id": sync_id}}, deadline)
-            conn.skip_past(b"\xff", deadline)
-            while True:  # answers to earlier, abandoned syncs may still be queued: skip them
-                answer = conn.read_json(deadline, strip=b"\xff")
-                if answer.get("return") == sync_id:
-                    break
-        except BaseException:
-            conn.close()
-            raise
-        self._conn = conn
-        return conn
+    def _handshake(self, conn: JsonSocket, deadline: float) -> None:
+        sync_id = random.randint(1, 2**31 - 1)
+        conn.send_bytes(b"\xff", deadline)
+        conn.send_json({"execute": "guest-sync-delimited", "arguments": {"id": sync_id}}, deadline)
+        conn.skip_past(b"\xff", deadline)
+        while True:  # answers to earlier, abandoned syncs may still be queued: skip them
+            answer = conn.read_json(deadline, strip=b"\xff")
+            if answer.get("return") == sync_id:
+                break
 
-    def _drop(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+    def _read_answer(self, conn: JsonSocket, deadline: float) -> dict[str, Any]:
+        return conn.read_json(deadline, strip=b"\xff")
 
     # -- commands -----------------------------------------------------------------------------------------
 
