@@ -91,6 +91,16 @@ def test_tracepoints_sharing_matrix_and_diagnosis(perf_lab, ksm_guard):
         assert 0 < full_scan.seconds < 120 and full_scan.rmap_items > 0
         assert all(b.seq == a.seq + 1 for a, b in itertools.pairwise(scans))  # consecutive, none lost
 
+        # Running guests break merged pages (copy on write), and with run=0 ksm_stat keeps counting them until
+        # ksmd scans again: pause the vCPUs first and let two more full scans reconcile the counts.
+        pause(everyone, True)
+        paused_at = len(scans)
+
+        def two_more_scans() -> bool:
+            scans.extend(tracer.read().scans)
+            return len(scans) >= paused_at + 2
+
+        wait_for(two_more_scans, timeout=120, interval=0.5)
         ksm_guard.set(run=0)
         time.sleep(1.0)  # a batch in progress ends
         stopped = tracer.read()
@@ -100,8 +110,7 @@ def test_tracepoints_sharing_matrix_and_diagnosis(perf_lab, ksm_guard):
         assert later.counts["ksm_start_scan"] == stopped.counts["ksm_start_scan"]
         assert later.scans == ()
 
-    pause(everyone, True)
-    try:
+    try:  # the guests are paused since before run=0
         pids = [g.pid for g in everyone]
         exact = sharing(pids, exact=True)
         quick = sharing(pids)
