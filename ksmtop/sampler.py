@@ -43,6 +43,7 @@ class Sampler:
         if perf is None:
             perf = self.is_root and str(root) == "/"
         self.perf = PerfCounting(root) if perf else None
+        self.perf_off_reason = None if perf or self.is_root else "perf counters and KSM tracepoints need root"
         self._previous: Snapshot | None = None
         self._previous_monotonic = 0.0
         self._events: list[Event] = []
@@ -95,6 +96,8 @@ class Sampler:
             guests = self.perf.guests(guests)
             if self.perf.status:
                 host = dataclasses.replace(host, trace_status=self.perf.status)
+        elif self.perf_off_reason:
+            host = dataclasses.replace(host, trace_status=self.perf_off_reason)
         snapshot = Snapshot(
             time=time.time(),
             interval_s=interval,

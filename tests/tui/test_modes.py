@@ -50,6 +50,7 @@ def _run_as_nobody() -> dict:
                 seen["knobs_disabled"] = knobs.disabled
                 seen["title"] = widget_text(app.query_one("#knobs-title"))
                 seen["is_root"] = app.history.latest.is_root
+                seen["summary"] = widget_text(app.query_one("#summary"))
                 knobs.focus()
                 await pilot.press("enter")
                 seen["editor_open"] = app.query_one("#knob-input").has_class("editing")
@@ -70,6 +71,7 @@ def test_non_root_is_read_only_with_a_banner():
     seen = _run_as_nobody()
     assert "error" not in seen, seen
     assert seen["is_root"] is False
+    assert "need root" in seen["summary"]  # why there are no perf figures
     assert "READ-ONLY" in seen["banner"] and "not root" in seen["banner"]
     assert seen["knobs_disabled"] is True
     assert "read-only" in seen["title"]
