@@ -60,6 +60,17 @@ def faults_from_proc(pid: int) -> int:
     return int(fields[7]) + int(fields[9])
 
 
+def ksm_areas(pid: int) -> list[tuple[str, str]]:
+    """(area, its smaps "KSM:" line) for the areas of ``pid`` holding KSM pages: where a count differs."""
+    area, found = "", []
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        if line[:1] in "0123456789abcdef" and "-" in line.split(" ", 1)[0]:
+            area = line
+        elif line.startswith("KSM:") and line.split()[1] != "0":
+            found.append((area, line))
+    return found
+
+
 def pause(guests: list[LabGuest], paused: bool) -> None:
     for guest in guests:
         with guest.qmp() as qmp:
@@ -94,13 +105,13 @@ def test_tracepoints_sharing_matrix_and_diagnosis(perf_lab, ksm_guard):
         # Running guests break merged pages (copy on write), and with run=0 ksm_stat keeps counting them until
         # ksmd scans again: pause the vCPUs first and let two more full scans reconcile the counts.
         pause(everyone, True)
-        paused_at = len(scans)
+        paused_ns = time.monotonic_ns()
 
-        def two_more_scans() -> bool:
+        def two_scans_since_the_pause() -> bool:
             scans.extend(tracer.read().scans)
-            return len(scans) >= paused_at + 2
+            return sum(1 for scan in scans if scan.start_ns > paused_ns) >= 2
 
-        wait_for(two_more_scans, timeout=120, interval=0.5)
+        wait_for(two_scans_since_the_pause, timeout=120, interval=0.5)
         ksm_guard.set(run=0)
         time.sleep(1.0)  # a batch in progress ends
         stopped = tracer.read()
@@ -120,7 +131,10 @@ def test_tracepoints_sharing_matrix_and_diagnosis(perf_lab, ksm_guard):
             f"exact {1000 * exact.elapsed_s:.1f} ms ({exact.flags_read})"
         )
         assert exact.error is None and quick.error is None
-        assert {g.pid: g.merged_pages for g in exact.guests} == expected
+        found = {g.pid: g.merged_pages for g in exact.guests}
+        for pid in [pid for pid in found if found[pid] != expected[pid]]:
+            print(f"{pid}: pagemap {found[pid]}, ksm_stat {expected[pid]}; areas with KSM pages:", ksm_areas(pid))
+        assert found == expected
         assert quick.pairs == exact.pairs  # pairs only need repeated PFNs: the quick report finds them all
         for guest in quick.guests:
             assert guest.merged_pages <= expected[guest.pid]
