@@ -169,10 +169,12 @@ class KsmTopApp(SessionControlsMixin, GuestControlsMixin, InsightMixin):
     def on_guest_table_selected(self, message: GuestTable.Selected) -> None:
         self.selected_pid = message.pid
         self.source.select(message.pid)
-        self.refresh_bindings()
+        self.refresh_keys()
         self.controls_changed()
 
     def controls_changed(self) -> None:
+        if not self.main.is_attached:
+            return  # the app is closing
         self._show_status()
         if self.history.latest is not None:
             self.main.show_selected(
@@ -201,6 +203,8 @@ class KsmTopApp(SessionControlsMixin, GuestControlsMixin, InsightMixin):
         self.post_message(TunableWritten(result))
 
     def on_tunable_written(self, message: TunableWritten) -> None:
+        if not self.main.is_attached:
+            return  # the app is closing
         result = message.result
         self.main.query_one(TunablesPanel).show_result(result)
         if not result.ok:

@@ -74,6 +74,11 @@ class GuestControlsMixin(App[None]):
         self._refreshing_controls = False
         self.control_message = ""
 
+    def refresh_keys(self) -> None:
+        """Re-check which keys are offered; messages can still arrive while the app closes (no screen then)."""
+        if self.screen_stack:
+            self.refresh_bindings()
+
     def control_text(self, pid: int | None) -> str:
         if pid is None:
             return ""
@@ -149,7 +154,7 @@ class GuestControlsMixin(App[None]):
         self.control_map = message.controls
         self.agent_status = message.agents
         self.workload_state = message.workloads
-        self.refresh_bindings()
+        self.refresh_keys()
         self.controls_changed()
 
     def controls_changed(self) -> None:
