@@ -11,12 +11,14 @@ import argparse
 import asyncio
 from pathlib import Path
 
+from ksmtop.control import GuestControls
 from ksmtop.source import LiveSource
 from ksmtop.tui.app import KsmTopApp
 
 
 async def shoot(seconds: float, scope: str, output: Path, size: tuple[int, int]) -> None:
-    app = KsmTopApp(LiveSource(scope=scope), interval=1.0)  # type: ignore[arg-type]
+    source = LiveSource(scope=scope)  # type: ignore[arg-type]
+    app = KsmTopApp(source, interval=1.0, controls=GuestControls(on_event=source.add_event))
     async with app.run_test(size=size) as pilot:
         await pilot.pause(seconds)
         app.save_screenshot(filename=output.name, path=str(output.parent))

@@ -81,7 +81,7 @@ class Summary(Static):
     """Three lines: host memory, KSM state and saving, ksmd's price."""
 
     DEFAULT_CSS = """
-    Summary { height: auto; max-height: 6; padding: 0 1; background: $boost; }
+    Summary { height: auto; max-height: 8; padding: 0 1; background: $boost; }
     """
 
     def show(self, snapshot: Snapshot, source: str, history: History | None = None) -> None:
