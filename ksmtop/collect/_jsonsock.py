@@ -140,8 +140,11 @@ class JsonClient:
         with self._lock:
             self._drop()
 
-    def _exchange(self, command: str, message: dict[str, Any], timeout: float | None) -> dict[str, Any]:
-        """Send one message and return the answer; raise the subclass's error types, with one-line messages."""
+    def _exchange(self, command: str, arguments: dict[str, Any] | None, timeout: float | None) -> dict[str, Any]:
+        """Run one command and return the whole answer; raise the subclass's error types, with one-line messages."""
+        message: dict[str, Any] = {"execute": command}
+        if arguments:
+            message["arguments"] = arguments
         seconds = self.timeout if timeout is None else timeout
         deadline = deadline_after(seconds)
         with self._lock:

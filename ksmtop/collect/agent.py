@@ -68,10 +68,7 @@ class GuestAgent(JsonClient):
 
     def call(self, command: str, arguments: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
         """Run one agent command and return its "return" value; raise AgentError / AgentTimeout."""
-        message: dict[str, Any] = {"execute": command}
-        if arguments:
-            message["arguments"] = arguments
-        return _unwrap(command, self._exchange(command, message, timeout))
+        return _unwrap(command, self._exchange(command, arguments, timeout))
 
     def _handshake(self, conn: JsonSocket, deadline: float) -> None:
         sync_id = random.randint(1, 2**31 - 1)

@@ -45,10 +45,7 @@ class QmpClient(JsonClient):
 
     def command(self, name: str, arguments: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
         """Run one QMP command and return its "return" value; raise QmpError / QmpTimeout."""
-        message: dict[str, Any] = {"execute": name}
-        if arguments:
-            message["arguments"] = arguments
-        answer = self._exchange(name, message, timeout)
+        answer = self._exchange(name, arguments, timeout)
         if "error" in answer:
             error = answer["error"] if isinstance(answer["error"], dict) else {}
             desc = " ".join(str(error.get("desc", "unknown error")).split())[:300]
