@@ -33,7 +33,7 @@ from typing import Any
 
 from ksmtop import __version__
 from ksmtop.collect.ksm import KNOBS
-from ksmtop.model import Event, GuestSample, HostSample, KsmRates, KsmState, Snapshot
+from ksmtop.model import DomainSample, Event, GuestSample, HostSample, KsmRates, KsmState, Snapshot
 
 FORMAT = "ksmtop-recording"
 VERSION = 1
@@ -126,10 +126,15 @@ def _field_types(cls: type) -> dict[str, _Type]:
 GUEST_TYPES = _field_types(GuestSample)
 HOST_TYPES = _field_types(HostSample)
 RATES_TYPES = _field_types(KsmRates)
+DOMAIN_TYPES = _field_types(DomainSample)
 GUEST_FIELDS = tuple(GUEST_TYPES)
 _FLOAT_FIELDS = {
-    name for table in (GUEST_TYPES, HOST_TYPES, RATES_TYPES) for name, kind in table.items() if float in kind.kinds
+    name
+    for table in (GUEST_TYPES, HOST_TYPES, RATES_TYPES, DOMAIN_TYPES)
+    for name, kind in table.items()
+    if float in kind.kinds
 }
+MODES = ("local", "remote")
 
 
 def _round(value: Any) -> Any:
@@ -139,6 +144,10 @@ def _round(value: Any) -> Any:
 def _stored_dict(obj: Any) -> dict[str, Any]:
     """A dataclass as the recording stores it: floats rounded, strings redacted."""
     return {f.name: redact_value(_round(getattr(obj, f.name))) for f in dataclasses.fields(obj)}
+
+
+def _redacted(text: str | None) -> str | None:
+    return None if text is None else redact(text)
 
 
 def stored(snapshot: Snapshot) -> Snapshot:
@@ -152,12 +161,15 @@ def stored(snapshot: Snapshot) -> Snapshot:
             available=snapshot.ksm.available,
             values={k: redact_value(v) for k, v in snapshot.ksm.values.items()},
             choices={k: tuple(v) for k, v in snapshot.ksm.choices.items()},
-            error=None if snapshot.ksm.error is None else redact(snapshot.ksm.error),
+            error=_redacted(snapshot.ksm.error),
         ),
         rates=KsmRates(**_stored_dict(snapshot.rates)),
         guests=tuple(GuestSample(**_stored_dict(g)) for g in snapshot.guests),
         events=tuple(_event_from(_event_dict(e)) for e in snapshot.events),
         is_root=snapshot.is_root,
+        domains=tuple(DomainSample(**_stored_dict(d)) for d in snapshot.domains),
+        mode=snapshot.mode,
+        libvirt_status=_redacted(snapshot.libvirt_status),
     )
 
 
@@ -316,19 +328,22 @@ def _encode_sample(snapshot: Snapshot, prev: dict[str, Any] | None) -> tuple[dic
         "interval_s": _round(snapshot.interval_s),
         "scope": snapshot.scope,
         "is_root": snapshot.is_root,
+        "mode": snapshot.mode,
+        "libvirt_status": _redacted(snapshot.libvirt_status),
         "host": _stored_dict(snapshot.host),
         "ksm_meta": {
             "available": ksm.available,
             "choices": {k: list(v) for k, v in ksm.choices.items()},
-            "error": None if ksm.error is None else redact(ksm.error),
+            "error": _redacted(ksm.error),
         },
         "ksm_values": {k: redact_value(v) for k, v in ksm.values.items()},
         "rates": _stored_dict(snapshot.rates),
         "guests": {g.pid: _stored_dict(g) for g in snapshot.guests},
+        "domains": [_stored_dict(d) for d in snapshot.domains],
     }
     old = prev or {}
     record: dict[str, Any] = {"type": "sample", "time": state["time"], "interval_s": state["interval_s"]}
-    for key in ("scope", "is_root"):
+    for key in ("scope", "is_root", "mode", "libvirt_status", "domains"):  # whole values, when they change
         if prev is None or old[key] != state[key]:
             record[key] = state[key]
     for key in ("host", "rates"):
@@ -470,6 +485,7 @@ class _Reader:
         self.ksm_values: dict[str, Any] = {}
         self.guests: dict[int, dict[str, Any]] = {}
         self.pids: list[int] = []
+        self.domains: list[dict[str, Any]] = []
         self.top: dict[str, Any] = {}
         self.pending: list[Event] = []
 
@@ -530,11 +546,24 @@ class _Reader:
             if not isinstance(data["is_root"], bool):
                 raise self.fail("sample.is_root should be true or false")
             self.top["is_root"] = data["is_root"]
+        self.connection(data)
         self.host.update(self.check_fields(data.get("host", {}), HOST_TYPES, "host"))
         self.rates.update(self.check_fields(data.get("rates", {}), RATES_TYPES, "rates"))
         self.ksm(data.get("ksm", {}))
         self.guest_rows(data)
+        self.domain_rows(data)
         return self.build(first)
+
+    def connection(self, data: dict[str, Any]) -> None:
+        """mode and libvirt_status: written when they change; the last value holds until then."""
+        if "mode" in data:
+            if data["mode"] not in MODES:
+                raise self.fail("sample.mode should be 'local' or 'remote'")
+            self.top["mode"] = data["mode"]
+        if "libvirt_status" in data:
+            if data["libvirt_status"] is not None and not isinstance(data["libvirt_status"], str):
+                raise self.fail("sample.libvirt_status should be a string or null")
+            self.top["libvirt_status"] = data["libvirt_status"]
 
     def ksm(self, data: Any) -> None:
         if not isinstance(data, dict):
@@ -589,6 +618,23 @@ class _Reader:
             if missing:
                 raise self.fail(f"guest {pid} appears without {', '.join(missing[:3])}")
 
+    def domain_rows(self, data: dict[str, Any]) -> None:
+        """The whole domain list, written when it changed; the last list holds until then."""
+        if "domains" not in data:
+            return
+        rows = data["domains"]
+        if not isinstance(rows, list):
+            raise self.fail("sample.domains should be a list")
+        domains = []
+        for row in rows:
+            row = self.check_fields(row, DOMAIN_TYPES, "domain")
+            missing = [name for name, kind in DOMAIN_TYPES.items() if kind.required and name not in row]
+            if missing:
+                who = f"domain {json.dumps(row['name'])[:40]}" if "name" in row else "a domain"
+                raise self.fail(f"{who} appears without {', '.join(missing[:3])}")
+            domains.append(row)
+        self.domains = domains
+
     def build(self, first: bool) -> Snapshot:
         if first:
             missing = [n for n, k in HOST_TYPES.items() if k.required and n not in self.host]
@@ -611,6 +657,9 @@ class _Reader:
                 guests=tuple(GuestSample(**self.guests[pid]) for pid in self.pids),
                 events=tuple(self.pending),
                 is_root=self.top.get("is_root", True),
+                domains=tuple(DomainSample(**row) for row in self.domains),
+                mode=self.top.get("mode", "local"),
+                libvirt_status=self.top.get("libvirt_status"),
             )
         except (TypeError, ValueError, KeyError) as exc:  # belt and braces: the checks above should catch it
             raise self.fail(f"sample does not fit the model: {exc}") from None

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import os
@@ -14,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ksmtop.model import Event
+from ksmtop.model import DomainSample, Event, Snapshot
 from ksmtop.recording import (
     MAX_LINE_BYTES,
     RecordingError,
@@ -137,8 +138,6 @@ def test_redact(text, expected):
 
 
 def test_secrets_never_reach_the_file(tmp_path):
-    import dataclasses
-
     snapshot = SESSION[0]
     guest = dataclasses.replace(snapshot.guests[0], name="vm password=hunter2")
     event = Event(snapshot.time, "note", "ran qemu -object secret,id=s,data=TOPSECRET", {"argv": ["token=abc"]})
@@ -347,11 +346,194 @@ def test_fuzzed_input_gives_a_recording_or_one_recording_error(tmp_path, data):
 
 
 def test_schema_names_the_model_fields():
-    import dataclasses
-
     from ksmtop.model import GuestSample, HostSample, KsmRates
 
     snapshot = SCHEMA["$defs"]["snapshot"]["properties"]
     for key, cls in (("host", HostSample), ("rates", KsmRates)):
         assert set(snapshot[key]["properties"]) == {f.name for f in dataclasses.fields(cls)}
     assert set(snapshot["guests"]["items"]["properties"]) == {f.name for f in dataclasses.fields(GuestSample)}
+
+    for where in ("sample", "snapshot"):
+        domain = SCHEMA["$defs"][where]["properties"]["domains"]["items"]["properties"]
+        assert set(domain) == {f.name for f in dataclasses.fields(DomainSample)}, where
+    assert set(snapshot) == {f.name for f in dataclasses.fields(Snapshot)}
+
+
+# --- libvirt domains, remote mode ----------------------------------------------------------------------------
+
+RUNNING = DomainSample(
+    name="web",
+    uuid="6f1c5e8a-0000-4000-8000-000000000001",
+    state="running",
+    vcpus=2,
+    max_memory_bytes=4 * 1024**3,
+    memory_bytes=2 * 1024**3,
+    persistent=True,
+    pid=4000,
+    rss_bytes=1536 * 1024**2,
+    minor_faults=120_000,
+    major_faults=3,
+    faults_per_s=1234.56789012,
+)
+SHUT_OFF = DomainSample(
+    name="db",
+    uuid="6f1c5e8a-0000-4000-8000-000000000002",
+    state="shut off",
+    vcpus=4,
+    max_memory_bytes=8 * 1024**3,
+    memory_bytes=8 * 1024**3,
+    persistent=True,
+)
+
+
+def libvirt_session() -> list[Snapshot]:
+    """Six local samples: libvirt connects at the third, 'db' starts at the fourth."""
+    started = dataclasses.replace(SHUT_OFF, state="running", pid=4001, rss_bytes=1024**3, faults_per_s=0.5)
+    snapshots = []
+    for index, snapshot in enumerate(SESSION[:6]):
+        status = "connecting to qemu:///system" if index < 2 else "connected to qemu:///system"
+        domains = (RUNNING, SHUT_OFF) if index < 3 else (RUNNING, started)
+        snapshots.append(dataclasses.replace(snapshot, domains=domains, libvirt_status=status))
+    return snapshots
+
+
+def remote_session() -> list[Snapshot]:
+    """What RemoteSource gives: no guests, no host AnonPages, domains from libvirt."""
+    return [
+        dataclasses.replace(
+            snapshot,
+            host=dataclasses.replace(snapshot.host, anon_bytes=None),
+            guests=(),
+            domains=(dataclasses.replace(RUNNING, pid=None, faults_per_s=float(index)), SHUT_OFF),
+            mode="remote",
+            libvirt_status="connected to qemu+ssh://admin:hunter2@lab/system",
+        )
+        for index, snapshot in enumerate(SESSION[:4])
+    ]
+
+
+def sample_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if '"type":"sample"' in line]
+
+
+@pytest.mark.parametrize("name", ["s.jsonl", "s.jsonl.gz"])
+def test_domains_and_libvirt_status_round_trip(tmp_path, name):
+    session = libvirt_session()
+    recording = read_recording(write(tmp_path / name, session))
+    assert recording.warnings == []
+    assert recording.snapshots == [stored(s) for s in session]
+    assert [d.pid for d in recording.snapshots[0].domains] == [4000, None]
+    assert [d.pid for d in recording.snapshots[-1].domains] == [4000, 4001]
+    assert recording.snapshots[0].domains[0].faults_per_s == pytest.approx(1234.57)
+    assert [s.libvirt_status for s in recording.snapshots] == ["connecting to qemu:///system"] * 2 + [
+        "connected to qemu:///system"
+    ] * 4
+    assert {s.mode for s in recording.snapshots} == {"local"}
+
+
+def test_domains_and_status_are_written_only_when_they_change(tmp_path):
+    samples = sample_lines(write(tmp_path / "s.jsonl", libvirt_session()))
+    assert [("domains" in s, "libvirt_status" in s, "mode" in s) for s in samples] == [
+        (True, True, True),
+        (False, False, False),
+        (False, True, False),
+        (True, False, False),
+        (False, False, False),
+        (False, False, False),
+    ]
+    assert [d["name"] for d in samples[3]["domains"]] == ["web", "db"]  # the whole list, not a delta
+    assert samples[0]["domains"][1]["pid"] is None
+
+
+def test_remote_mode_round_trip_without_host_anon(tmp_path):
+    session = remote_session()
+    path = write(tmp_path / "s.jsonl", session)
+    recording = read_recording(path)
+    assert recording.snapshots == [stored(s) for s in session]
+    assert all(s.mode == "remote" and s.host.anon_bytes is None and s.guests == () for s in recording.snapshots)
+    assert recording.snapshots[-1].domains[0].faults_per_s == 3.0  # the list changed every sample
+    assert recording.snapshots[0].libvirt_status == "connected to qemu+ssh://admin:<redacted>@lab/system"
+    assert "hunter2" not in path.read_text()
+
+
+def test_domain_lines_match_the_json_schema(tmp_path):
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    for session, name in ((libvirt_session(), "local.jsonl"), (remote_session(), "remote.jsonl")):
+        for line in write(tmp_path / name, session).read_text().splitlines():
+            validator.validate(json.loads(line))
+    line = sample_lines(tmp_path / "local.jsonl")[0]
+    line["domains"][0]["vcpus"] = "two"
+    with pytest.raises(jsonschema.ValidationError):
+        validator.validate(line)
+
+
+def domain_lines(tmp_path) -> list[bytes]:
+    path = tmp_path / "domains.jsonl"
+    if not path.exists():
+        write(path, libvirt_session())
+    return path.read_bytes().splitlines(keepends=True)
+
+
+def _domain_sample_with(tmp_path, index: int, change) -> Path:
+    lines = domain_lines(tmp_path)
+    data = json.loads(lines[index])
+    change(data)
+    lines[index] = json.dumps(data).encode() + b"\n"
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(b"".join(lines))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("line", "change", "message"),
+    [
+        (1, lambda d: d["domains"][0].update(vcpus="two"), 'line 2: domain.vcpus should be int, not "two"'),
+        (1, lambda d: d["domains"][1].update(pid="4001"), "line 2: domain.pid should be int or null"),
+        (4, lambda d: d["domains"][0].update(persistent=1), "line 5: domain.persistent should be bool"),
+        (1, lambda d: d["domains"][0].pop("uuid"), 'line 2: domain "web" appears without uuid'),
+        (1, lambda d: d["domains"][0].pop("name"), "line 2: a domain appears without name"),
+        (1, lambda d: d["domains"].append("web"), "line 2: domain should be an object, not str"),
+        (1, lambda d: d.update(domains={}), "line 2: sample.domains should be a list"),
+        (1, lambda d: d.update(mode="cloud"), "line 2: sample.mode should be 'local' or 'remote'"),
+        (4, lambda d: d.update(libvirt_status=1), "line 5: sample.libvirt_status should be a string or null"),
+    ],
+)
+def test_malformed_domain_rows_name_the_line(tmp_path, line, change, message):
+    with pytest.raises(RecordingError, match=message) as caught:
+        read_recording(_domain_sample_with(tmp_path, line, change))
+    assert "\n" not in str(caught.value)
+
+
+def test_recording_without_the_new_keys_reads_with_defaults(tmp_path):
+    """A file written before domains, mode and libvirt_status existed."""
+    lines = []
+    for raw in good_lines(tmp_path):
+        data = json.loads(raw)
+        if data["type"] == "sample":
+            for key in ("domains", "mode", "libvirt_status"):
+                data.pop(key, None)
+        lines.append(json.dumps(data).encode() + b"\n")
+    path = tmp_path / "old.jsonl"
+    path.write_bytes(b"".join(lines))
+    recording = read_recording(path)
+    assert recording.warnings == []
+    assert recording.snapshots == [stored(s) for s in SESSION]
+    assert all(s.domains == () and s.mode == "local" and s.libvirt_status is None for s in recording.snapshots)
+
+
+def test_export_carries_domains_in_json_and_survives_csv(tmp_path):
+    from ksmtop.export import export_csv, export_document, export_json
+
+    for session, name in ((libvirt_session(), "local"), (remote_session(), "remote")):
+        recording = read_recording(write(tmp_path / f"{name}.jsonl", session))
+        out = export_json(recording, tmp_path / f"{name}.json")
+        document = json.loads(out.read_text())
+        assert document == json.loads(json.dumps(export_document(recording)))
+        jsonschema.Draft202012Validator({"$ref": "#/$defs/export", "$defs": SCHEMA["$defs"]}).validate(document)
+        assert [d["name"] for d in document["samples"][-1]["domains"]] == ["web", "db"]
+        assert document["samples"][0]["mode"] == name
+        files = export_csv(recording, tmp_path / f"{name}-csv")
+        assert all(path.exists() for path in files)
+    host_csv = (tmp_path / "remote-csv" / "host.csv").read_text().splitlines()
+    column = host_csv[0].split(",").index("anon_bytes")
+    assert all(row.split(",")[column] == "" for row in host_csv[1:])
