@@ -9,9 +9,13 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ksmtop import __version__
 from ksmtop.model import Snapshot, to_dict
+
+if TYPE_CHECKING:
+    from ksmtop.source import Source
 
 ONCE_GAP_S = 0.5  # --once samples twice this far apart so rates (CPU%, faults/s) are real
 
@@ -51,6 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
     headless.add_argument("--batch", action="store_true", help="print one snapshot per interval (JSON lines)")
     parser.add_argument("--json", action="store_true", help="JSON output (the only format of --once/--batch)")
     parser.add_argument("-n", "--count", type=_positive_int, default=None, help="with --batch: number of samples")
+    libvirt = parser.add_mutually_exclusive_group()
+    libvirt.add_argument(
+        "-c",
+        "--connect",
+        metavar="URI",
+        help="libvirt URI (default qemu:///system when libvirt is there); a remote URI such as "
+        "qemu+ssh://host/system shows that host through libvirt alone",
+    )
+    libvirt.add_argument("--no-libvirt", action="store_true", help="do not use libvirt: /proc and /sys only")
     parser.add_argument("--root", default="/", help=argparse.SUPPRESS)  # read /proc and /sys under another root
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     try:
@@ -70,25 +83,54 @@ def _print_json(snapshot: Snapshot) -> None:
     sys.stdout.flush()
 
 
-def run_headless(args: argparse.Namespace) -> int:
-    from ksmtop.sampler import Sampler
+def libvirt_uri(args: argparse.Namespace) -> str | None:
+    """The libvirt URI to use, or None: --no-libvirt, another root, or (by default) no libvirt-python here."""
+    if args.no_libvirt or (str(args.root) != "/" and not args.connect):
+        return None
+    if args.connect:
+        return args.connect
+    try:
+        import libvirt  # noqa: F401
+    except ImportError:
+        return None
+    from ksmtop.collect.libvirt import DEFAULT_URI
 
+    return DEFAULT_URI
+
+
+def open_source(args: argparse.Namespace) -> Source:
+    """The source the arguments ask for: this host (with libvirt when there), or a remote host via libvirt."""
+    from ksmtop.collect.libvirt import LibvirtConnection, is_remote
+    from ksmtop.source import LiveSource
+
+    uri = libvirt_uri(args)
     scope = "ksm" if args.all else "qemu"
-    with Sampler(root=args.root, scope=scope) as sampler:
+    if uri is not None and is_remote(uri):
+        from ksmtop.remote import RemoteSource
+
+        return RemoteSource(LibvirtConnection(uri))
+    return LiveSource(root=args.root, scope=scope, libvirt=LibvirtConnection(uri) if uri else None)
+
+
+def run_headless(args: argparse.Namespace) -> int:
+    source = open_source(args)
+    try:
         if args.once:
-            sampler.sample()
+            source.sample()
             time.sleep(ONCE_GAP_S)
-            _print_json(sampler.sample())
+            _print_json(source.sample())
             return 0
         count = 0
         next_at = time.monotonic()
         while args.count is None or count < args.count:
-            _print_json(sampler.sample())
+            _print_json(source.sample())
             count += 1
             if args.count is not None and count >= args.count:
                 break
             next_at += args.interval
             time.sleep(max(0.0, next_at - time.monotonic()))
+    finally:
+        source.close()
     return 0
 
 
@@ -99,12 +141,15 @@ def run_tui(args: argparse.Namespace) -> int:
     if not sys.stdout.isatty():
         print("ksmtop: the screen needs a terminal; use --once --json or --batch for output to a pipe", file=sys.stderr)
         return 2
-    source = LiveSource(root=args.root, scope="ksm" if args.all else "qemu")
+    source = open_source(args)
     controls = None
-    if str(args.root) == "/":
+    if str(args.root) == "/" or args.connect:
+        from ksmtop.collect.libvirt import LibvirtConnection
         from ksmtop.control import GuestControls
 
-        controls = GuestControls(on_event=source.add_event)
+        uri = libvirt_uri(args)
+        libvirt = LibvirtConnection(uri) if uri else None
+        controls = GuestControls(on_event=source.add_event, libvirt=libvirt, local=isinstance(source, LiveSource))
     KsmTopApp(source, interval=args.interval, controls=controls).run()
     return 0
 

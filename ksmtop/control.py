@@ -12,11 +12,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ksmtop.collect.agent import AgentError
+from ksmtop.collect.agent import AgentError, GuestAgent
+from ksmtop.collect.libvirt import LibvirtConnection, LibvirtError
+from ksmtop.collect.libvirt_agent import LibvirtAgent
 from ksmtop.lab.guests import DEFAULT_MEMORY_MIB, Lab, LabGuest
 from ksmtop.lab.paths import LabError
 from ksmtop.lab.workloads import WORKLOADS, WorkloadRun, WorkloadState, start_workload
-from ksmtop.model import Event
+from ksmtop.model import DomainSample, Event
+from ksmtop.rows import GuestRow
 
 AGENT_TIMEOUT_S = 3.0
 """An agent that has not answered in this time is reported as not answering (a paused guest never will)."""
@@ -24,6 +27,9 @@ STOP_TIMEOUT_S = 15.0
 """How long a graceful stop (agent shutdown, then ACPI powerdown) may take before a forced stop is offered."""
 
 NOT_OURS = "no agent: not started by ksmtop (no guest-agent or QMP socket known), so it cannot be controlled from here"
+
+
+NOT_REMOTE = "not available remotely: only libvirt domains can be controlled on a remote host"
 
 
 class ControlError(Exception):
@@ -36,15 +42,18 @@ class NeedsForce(ControlError):
 
 @dataclass(frozen=True, slots=True)
 class Control:
-    """Whether the screen can control a guest, and if not, why."""
+    """Whether the screen can control a guest, and if not, why. ``kind``: 'lab' (ksmtop's own qemu) or 'domain'
+    (through libvirt); ``running`` False for a shut-off domain (it can be started, not stopped)."""
 
     can_control: bool
     why: str = ""
     name: str = ""
+    kind: str = ""
+    running: bool = True
 
 
 class GuestControls:
-    """Controls for the lab guests under one runtime directory."""
+    """Controls for the lab guests under one runtime directory and, given a libvirt connection, for domains."""
 
     def __init__(
         self,
@@ -52,24 +61,35 @@ class GuestControls:
         on_event: Callable[[Event], None] | None = None,
         stop_timeout: float = STOP_TIMEOUT_S,
         accel: str = "auto",
+        libvirt: LibvirtConnection | None = None,
+        local: bool = True,
     ) -> None:
+        """``local`` False: the screen shows a remote host, where only libvirt domains can be controlled."""
         self.lab = lab or Lab()
+        self.local = local
         self.accel = accel
+        self.libvirt = libvirt
         self.on_event = on_event or (lambda event: None)
         self.stop_timeout = stop_timeout
-        self._runs: dict[int, WorkloadRun] = {}
+        self._runs: dict[str, WorkloadRun] = {}
         self._lock = threading.Lock()
 
     # --- what may be done ---------------------------------------------------------------------------------
-    def control_for(self, pid: int) -> Control:
-        guest = self._guest(pid)
+    def control_for(self, row: GuestRow) -> Control:
+        if row.domain is not None and self.libvirt is not None:
+            return Control(True, name=row.domain.name, kind="domain", running=row.domain.running)
+        if not self.local:
+            return Control(False, NOT_REMOTE)
+        guest = self._lab_guest(row)
         if guest is None:
             return Control(False, NOT_OURS)
-        return Control(True, name=guest.name)
+        return Control(True, name=guest.name, kind="lab")
 
-    def _guest(self, pid: int) -> LabGuest | None:
+    def _lab_guest(self, row: GuestRow) -> LabGuest | None:
+        if row.guest is None:
+            return None
         try:
-            return self.lab.find_by_pid(pid)
+            return self.lab.find_by_pid(row.guest.pid)
         except (OSError, ValueError):
             return None
 
@@ -83,18 +103,42 @@ class GuestControls:
 
     # --- actions (blocking) -------------------------------------------------------------------------------
     def start(self, name: str | None = None, memory_mib: int = DEFAULT_MEMORY_MIB) -> LabGuest:
+        """Start a new lab guest (qemu run by ksmtop)."""
+        if not self.local:
+            raise ControlError(f"lab guests run on this host: {NOT_REMOTE}")
         name = name or self.next_name()
         try:
             guest = self.lab.start_guest(name, memory_mib, accel=self.accel, wait=False)
         except (LabError, OSError) as exc:
             raise ControlError(f"could not start {name}: {exc}") from None
         self._event(
-            "guest-start", f"started {guest.name} (PID {guest.pid}, {memory_mib} MiB, {guest.accel})", guest, {}
+            "guest-start",
+            f"started {guest.name} (PID {guest.pid}, {memory_mib} MiB, {guest.accel})",
+            {"guest": guest.name, "pid": guest.pid},
         )
         return guest
 
-    def stop(self, pid: int, force: bool = False) -> str:
-        guest = self._require(pid)
+    def start_domain(self, row: GuestRow) -> str:
+        """Start a shut-off libvirt domain (virsh start)."""
+        domain = self._require_domain(row)
+        try:
+            self._libvirt().start(domain.name)
+        except LibvirtError as exc:
+            raise ControlError(str(exc)) from None
+        self._event("guest-start", f"started domain {domain.name} (libvirt)", self._data(row))
+        return f"started domain {domain.name}"
+
+    def stop(self, row: GuestRow, force: bool = False) -> str:
+        if row.domain is not None and self.libvirt is not None:
+            how = self._stop_domain(row, force)
+        else:
+            how = self._stop_lab_guest(row, force)
+        with self._lock:
+            self._runs.pop(row.key, None)
+        return how
+
+    def _stop_lab_guest(self, row: GuestRow, force: bool) -> str:
+        guest = self._require_lab_guest(row)
         timeout = self.stop_timeout
         try:
             how = self.lab.stop_guest(guest.name, force=force, timeout=timeout)
@@ -102,70 +146,122 @@ class GuestControls:
             if not force and "force" in str(exc):
                 raise NeedsForce(f"{guest.name} did not power off within {timeout:.0f} s") from None
             raise ControlError(f"could not stop {guest.name}: {exc}") from None
-        self._event("guest-stop", f"stopped {guest.name}: {how}", guest, {"forced": force, "how": how})
-        with self._lock:
-            self._runs.pop(pid, None)
+        self._event("guest-stop", f"stopped {guest.name}: {how}", {**self._data(row), "forced": force, "how": how})
         return how
 
-    def start_workload(self, pid: int, workload: str, argument: int | None = None) -> WorkloadRun:
-        guest = self._require(pid)
+    def _stop_domain(self, row: GuestRow, force: bool) -> str:
+        """Graceful: libvirt's shutdown (guest agent, else ACPI), waited for; forced: destroy (after a confirm)."""
+        domain = self._require_domain(row)
+        libvirt = self._libvirt()
+        try:
+            if force:
+                libvirt.destroy(domain.name)
+                how = "destroyed (forced off through libvirt)"
+            else:
+                libvirt.shutdown(domain.name)
+                if not self._wait_shut_off(domain.name):
+                    raise NeedsForce(f"{domain.name} did not shut down within {self.stop_timeout:.0f} s")
+                how = "shut down (guest agent or ACPI, through libvirt)"
+        except LibvirtError as exc:
+            raise ControlError(str(exc)) from None
+        self._event("guest-stop", f"{domain.name}: {how}", {**self._data(row), "forced": force, "how": how})
+        return f"{domain.name} {how}"
+
+    def _wait_shut_off(self, name: str) -> bool:
+        deadline = time.monotonic() + self.stop_timeout
+        while time.monotonic() < deadline:
+            if not any(d.name == name and d.running for d in self._libvirt().domains()):
+                return True
+            time.sleep(0.5)
+        return False
+
+    def start_workload(self, row: GuestRow, workload: str, argument: int | None = None) -> WorkloadRun:
+        name = self._require(row).name
         if workload not in WORKLOADS:
             raise ControlError(f"unknown workload {workload!r}; choose one of {', '.join(WORKLOADS)}")
         try:
-            with guest.agent(timeout=AGENT_TIMEOUT_S) as agent:
+            with self._agent(row) as agent:
                 run = start_workload(agent, workload, argument, timeout=AGENT_TIMEOUT_S)
         except (AgentError, ValueError, OSError) as exc:
-            raise ControlError(f"{guest.name}: {exc}") from None
+            raise ControlError(f"{name}: {exc}") from None
         with self._lock:
-            self._runs[pid] = run
-        self._event("workload-start", f"{guest.name}: {run.label} started", guest, {"workload": run.label})
+            self._runs[row.key] = run
+        self._event("workload-start", f"{name}: {run.label} started", {**self._data(row), "workload": run.label})
         return run
 
-    def workload(self, pid: int) -> WorkloadRun | None:
+    def workload(self, key: str) -> WorkloadRun | None:
         with self._lock:
-            return self._runs.get(pid)
+            return self._runs.get(key)
 
-    def poll_workload(self, pid: int) -> WorkloadState | None:
+    def poll_workload(self, row: GuestRow) -> WorkloadState | None:
         """Ask the agent about the guest's workload; the end becomes an event once."""
-        run = self.workload(pid)
-        guest = self._guest(pid)
-        if run is None or guest is None:
+        run = self.workload(row.key)
+        control = self.control_for(row)
+        if run is None or not control.can_control:
             return None
         if run.state is not None and not run.state.running:
             return run.state
         try:
-            with guest.agent(timeout=AGENT_TIMEOUT_S) as agent:
+            with self._agent(row) as agent:
                 state = run.poll(agent)
         except AgentError as exc:
-            raise ControlError(f"{guest.name}: {exc}") from None
+            raise ControlError(f"{control.name}: {exc}") from None
         if not state.running:
             self._event(
                 "workload-end",
-                f"{guest.name}: {run.label} ended, {state.describe()}",
-                guest,
-                {"workload": run.label, "exitcode": state.exitcode, "signal": state.signal},
+                f"{control.name}: {run.label} ended, {state.describe()}",
+                {**self._data(row), "workload": run.label, "exitcode": state.exitcode, "signal": state.signal},
             )
         return state
 
-    def ping(self, pid: int) -> str:
-        """'ok', 'no agent', or why the agent did not answer."""
-        guest = self._guest(pid)
-        if guest is None:
+    def ping(self, row: GuestRow) -> str:
+        """'ok', 'no agent', 'not running', or why the agent did not answer."""
+        control = self.control_for(row)
+        if not control.can_control:
             return "no agent"
+        if not control.running:
+            return "not running"
         try:
-            with guest.agent(timeout=AGENT_TIMEOUT_S) as agent:
+            with self._agent(row) as agent:
                 agent.ping()
         except AgentError as exc:
             return f"not answering: {exc}"
         return "ok"
 
-    def _require(self, pid: int) -> LabGuest:
-        guest = self._guest(pid)
+    # --- helpers ------------------------------------------------------------------------------------------
+    def _agent(self, row: GuestRow) -> GuestAgent:
+        if row.domain is not None and self.libvirt is not None:
+            return LibvirtAgent(self.libvirt, row.domain.name, timeout=AGENT_TIMEOUT_S)
+        return self._require_lab_guest(row).agent(timeout=AGENT_TIMEOUT_S)
+
+    def _libvirt(self) -> LibvirtConnection:
+        if self.libvirt is None:
+            raise ControlError("not connected to libvirt")
+        return self.libvirt
+
+    def _require(self, row: GuestRow) -> Control:
+        control = self.control_for(row)
+        if not control.can_control:
+            raise ControlError(control.why)
+        return control
+
+    def _require_domain(self, row: GuestRow) -> DomainSample:
+        if row.domain is None or self.libvirt is None:
+            raise ControlError(f"{row.name} is not a libvirt domain")
+        return row.domain
+
+    def _require_lab_guest(self, row: GuestRow) -> LabGuest:
+        guest = self._lab_guest(row)
         if guest is None:
             raise ControlError(NOT_OURS)
         return guest
 
-    def _event(self, kind: str, text: str, guest: LabGuest, data: dict[str, object]) -> None:
-        self.on_event(
-            Event(time=time.time(), kind=kind, text=text, data={"guest": guest.name, "pid": guest.pid, **data})
-        )
+    @staticmethod
+    def _data(row: GuestRow) -> dict[str, object]:
+        data: dict[str, object] = {"guest": row.name, "pid": row.pid}
+        if row.domain is not None:
+            data["domain"] = row.domain.uuid
+        return data
+
+    def _event(self, kind: str, text: str, data: dict[str, object]) -> None:
+        self.on_event(Event(time=time.time(), kind=kind, text=text, data=data))

@@ -82,7 +82,9 @@ class HostSample:
     mem_total_bytes: int = field(metadata=_meta("bytes", "MemTotal", "Total"))
     mem_available_bytes: int = field(metadata=_meta("bytes", "MemAvailable", "Avail"))
     mem_free_bytes: int = field(metadata=_meta("bytes", "MemFree", "Free"))
-    anon_bytes: int = field(metadata=_meta("bytes", "AnonPages: all anonymous memory on the host", "Anon"))
+    anon_bytes: int | None = field(
+        metadata=_meta("bytes", "AnonPages: all anonymous memory on the host (None: not available remotely)", "Anon")
+    )
     cow_ksm: int | None = field(metadata=_meta("breaks", "copy-on-write breaks of KSM pages so far (vmstat)"))
     ksmd_pid: int | None = field(metadata=_meta("", "PID of the ksmd kernel thread"))
     ksmd_cpu_seconds: float | None = field(metadata=_meta("s", "CPU time used by ksmd so far"))
@@ -158,6 +160,38 @@ class KsmRates:
 
 
 @dataclass(frozen=True, slots=True)
+class DomainSample:
+    """One libvirt domain, running or shut off; joined to its qemu process (a GuestSample) by ``pid``."""
+
+    name: str = field(metadata=_meta("", "libvirt domain name", "Domain"))
+    uuid: str = field(metadata=_meta("", "libvirt domain UUID", "UUID"))
+    state: str = field(metadata=_meta("", "domain state: running, paused, shut off, ...", "State"))
+    vcpus: int = field(metadata=_meta("vCPUs", "virtual CPUs", "vCPU"))
+    max_memory_bytes: int = field(metadata=_meta("bytes", "defined (maximum) memory", "Defined"))
+    memory_bytes: int = field(metadata=_meta("bytes", "current memory (balloon target)", "Mem"))
+    persistent: bool = field(metadata=_meta("", "defined (persistent) rather than transient"))
+    pid: int | None = field(
+        default=None, metadata=_meta("", "PID of the domain's qemu process (None: not running or remote)")
+    )
+    rss_bytes: int | None = field(
+        default=None, metadata=_meta("bytes", "resident set size of the qemu process as libvirt reports it", "RSS")
+    )
+    minor_faults: int | None = field(
+        default=None, metadata=_meta("faults", "minor page faults counted by libvirt's perf events", "MinFlt")
+    )
+    major_faults: int | None = field(
+        default=None, metadata=_meta("faults", "major page faults counted by libvirt's perf events", "MajFlt")
+    )
+    faults_per_s: float | None = field(
+        default=None, metadata=_meta("faults/s", "page faults per second from libvirt's perf events", "lvFlt/s")
+    )
+
+    @property
+    def running(self) -> bool:
+        return self.state in ("running", "blocked", "paused")
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
     """Something that happened between samples: a tunable write, a guest start or stop, a workload, a note."""
 
@@ -180,11 +214,25 @@ class Snapshot:
     guests: tuple[GuestSample, ...]
     events: tuple[Event, ...] = ()
     is_root: bool = field(default=True, metadata=_meta("", "sampled with root rights"))
+    domains: tuple[DomainSample, ...] = ()
+    mode: str = field(
+        default="local",
+        metadata=_meta("", "'local': /proc and /sys of this host; 'remote': only what libvirt gives"),
+    )
+    libvirt_status: str | None = field(
+        default=None, metadata=_meta("", "libvirt connection in words (None: libvirt not used)")
+    )
 
     def guest(self, pid: int) -> GuestSample | None:
         for guest in self.guests:
             if guest.pid == pid:
                 return guest
+        return None
+
+    def domain_of(self, pid: int) -> DomainSample | None:
+        for domain in self.domains:
+            if domain.pid == pid:
+                return domain
         return None
 
     @property
@@ -215,7 +263,7 @@ def _describe(*classes: type) -> dict[str, FieldInfo]:
     return table
 
 
-FIELDS: dict[str, FieldInfo] = _describe(GuestSample, HostSample, KsmRates, Event, Snapshot)
+FIELDS: dict[str, FieldInfo] = _describe(GuestSample, DomainSample, HostSample, KsmRates, Event, Snapshot)
 """Unit and description of every model field, keyed 'Class.field'."""
 
 
@@ -245,4 +293,7 @@ def snapshot_from_dict(data: dict[str, Any]) -> Snapshot:
         guests=tuple(GuestSample(**g) for g in data["guests"]),
         events=tuple(Event(**e) for e in data.get("events", ())),
         is_root=data.get("is_root", True),
+        domains=tuple(DomainSample(**d) for d in data.get("domains", ())),
+        mode=data.get("mode", "local"),
+        libvirt_status=data.get("libvirt_status"),
     )

@@ -6,6 +6,7 @@ RecordingSource writes what another source yields to a recording.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -15,7 +16,11 @@ from ksmtop.model import Event, Scope, Snapshot
 from ksmtop.sampler import Sampler
 
 if TYPE_CHECKING:
+    from ksmtop.collect.libvirt import LibvirtConnection
     from ksmtop.recording import RecordingWriter
+
+LIBVIRT_WAIT_S = 0.5
+"""How long a sample waits for libvirt's answer before it shows the previous one (a hung libvirtd never stalls)."""
 
 
 class Source(Protocol):
@@ -36,15 +41,27 @@ class Source(Protocol):
 class LiveSource:
     """Samples this host through the Sampler; tunable writes go to /sys/kernel/mm/ksm and become events."""
 
-    def __init__(self, root: str | Path = "/", scope: Scope = "qemu") -> None:
+    def __init__(self, root: str | Path = "/", scope: Scope = "qemu", libvirt: LibvirtConnection | None = None) -> None:
         self.sampler = Sampler(root=root, scope=scope)
         self.root = root
         self.description = "live" if str(root) == "/" else f"live ({root})"
         self.can_edit = self.sampler.is_root
         self.why_read_only = "" if self.can_edit else "not root: KSM tunables can only be changed by root"
+        self.libvirt = libvirt
+        self.watcher = None
+        if libvirt is not None:
+            from ksmtop.collect.libvirt_watch import DomainWatcher
+
+            self.watcher = DomainWatcher(libvirt, fault_counters=self.sampler.is_root)
 
     def sample(self) -> Snapshot:
-        return self.sampler.sample()
+        if self.watcher is None:
+            return self.sampler.sample()
+        ticket = self.watcher.poke()  # libvirt answers while /proc is read
+        snapshot = self.sampler.sample()
+        view = self.watcher.latest(ticket, LIBVIRT_WAIT_S)
+        status = view.status + (f"; {view.perf_note}" if view.perf_note else "")
+        return dataclasses.replace(snapshot, domains=view.domains, libvirt_status=status)
 
     def write_tunable(self, name: str, value: str) -> WriteResult:
         result = write_tunable(name, value, self.root)
@@ -75,6 +92,8 @@ class LiveSource:
         self.sampler.selected_pid = pid
 
     def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.close()
         self.sampler.close()
 
 

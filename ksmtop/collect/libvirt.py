@@ -14,11 +14,12 @@ import dataclasses
 import json
 import threading
 import time
-from dataclasses import dataclass
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 from ksmtop.collect.procfs import is_qemu_comm, iter_pids, read_cmdline
+from ksmtop.model import DomainSample
 
 DEFAULT_URI = "qemu:///system"
 RECONNECT_EVERY_S = 2.0
@@ -55,22 +56,8 @@ class LibvirtError(Exception):
     """A libvirt failure in words (connection, permission, unknown domain, agent not connected)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Domain:
-    """One libvirt domain, running or not."""
-
-    name: str
-    uuid: str
-    state: str
-    vcpus: int
-    max_memory_bytes: int
-    memory_bytes: int
-    persistent: bool
-    pid: int | None = None
-
-    @property
-    def running(self) -> bool:
-        return self.state in ("running", "blocked", "paused")
+Domain = DomainSample
+"""A libvirt domain as the collector returns it: the model's DomainSample (statistics filled by the watcher)."""
 
 
 def is_remote(uri: str) -> bool:
@@ -255,6 +242,50 @@ class LibvirtConnection:
             raise LibvirtError(f"libvirt cannot set {name}: only {', '.join(NODE_KSM_TUNABLES)}")
         self._call(f"setting {name}", lambda conn: conn.setMemoryParameters({key: int(value)}, 0))
         return self.node_ksm()[name]
+
+    def domain_stats(self) -> dict[str, dict[str, int]]:
+        """Per running domain (by UUID): rss_bytes from the balloon statistics and perf page faults where enabled."""
+        libvirt = _import_libvirt()
+        kinds = libvirt.VIR_DOMAIN_STATS_BALLOON | libvirt.VIR_DOMAIN_STATS_PERF
+        flags = libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE
+
+        def run(conn: Any) -> dict[str, dict[str, int]]:
+            result: dict[str, dict[str, int]] = {}
+            for dom, stats in conn.getAllDomainStats(kinds, flags):
+                figures: dict[str, int] = {}
+                if "balloon.rss" in stats:
+                    figures["rss_bytes"] = int(stats["balloon.rss"]) * 1024
+                if "perf.page_faults_min" in stats:
+                    figures["minor_faults"] = int(stats["perf.page_faults_min"])
+                if "perf.page_faults_maj" in stats:
+                    figures["major_faults"] = int(stats["perf.page_faults_maj"])
+                result[dom.UUIDString()] = figures
+            return result
+
+        return self._call("reading domain statistics", run)
+
+    # --- the node (for remote hosts) ----------------------------------------------------------------------
+    def node_memory(self) -> dict[str, int]:
+        """The node's memory in bytes: total, free, buffers, cached (whatever the host reports)."""
+        libvirt = _import_libvirt()
+        stats = self._call(
+            "reading node memory", lambda conn: conn.getMemoryStats(libvirt.VIR_NODE_MEMORY_STATS_ALL_CELLS, 0)
+        )
+        return {name: int(kib) * 1024 for name, kib in stats.items()}
+
+    def node_cpus(self) -> int:
+        return int(self._call("reading node information", lambda conn: conn.getInfo())[2])
+
+    def page_size(self) -> int | None:
+        """The host's smallest page size in bytes, from the capabilities XML (None when it does not say)."""
+        xml = self._call("reading capabilities", lambda conn: conn.getCapabilities())
+        sizes = []
+        for pages in ET.fromstring(xml).iterfind("./host/cpu/pages"):
+            unit = pages.get("unit", "KiB")
+            scale = {"KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "b": 1, "bytes": 1}.get(unit)
+            if scale and (pages.get("size") or "").isdigit():
+                sizes.append(int(pages.get("size") or 0) * scale)
+        return min(sizes) if sizes else None
 
     # --- perf events --------------------------------------------------------------------------------------
     def enable_fault_counters(self, name: str) -> None:

@@ -16,6 +16,7 @@ from textual.timer import Timer
 from ksmtop.collect.ksm import WriteResult
 from ksmtop.control import GuestControls
 from ksmtop.model import Snapshot
+from ksmtop.rows import GuestRow, find_row, guest_rows
 from ksmtop.sampler import History
 from ksmtop.source import Source
 from ksmtop.tui.guest_controls import CONTROL_BINDINGS, GuestControlsMixin
@@ -76,6 +77,7 @@ class KsmTopApp(SessionControlsMixin, GuestControlsMixin, InsightMixin):
         self.live_root: str | None = str(source.root) if hasattr(source, "root") else None
         self.init_insight(self.live_root or "/")
         self.selected_pid: int | None = None
+        self.selected_key: str | None = None
         self.last_took_s = 0.0
         self.sample_error = ""
         self._timer: Timer | None = None
@@ -122,7 +124,7 @@ class KsmTopApp(SessionControlsMixin, GuestControlsMixin, InsightMixin):
         self.last_took_s = message.took_s
         self.sample_error = ""
         self.show(message.snapshot)
-        self.refresh_controls([guest.pid for guest in message.snapshot.guests])
+        self.refresh_controls(guest_rows(message.snapshot))
         self._arm()
 
     def on_sample_failed(self, message: SampleFailed) -> None:
@@ -137,8 +139,8 @@ class KsmTopApp(SessionControlsMixin, GuestControlsMixin, InsightMixin):
             snapshot,
             self.history,
             self.source.description,
-            self.selected_pid,
-            self.control_text(self.selected_pid),
+            self.selected_key,
+            self.control_text(self.selected_row()),
             self.insight_for(self.selected_pid),
         )
         self.refresh_insight(snapshot, live=self.live_root is not None)
@@ -166,7 +168,12 @@ class KsmTopApp(SessionControlsMixin, GuestControlsMixin, InsightMixin):
         self.main.set_status("  |  ".join(parts))
 
     # --- messages from widgets ----------------------------------------------------------------------------
+    def selected_row(self) -> GuestRow | None:
+        latest = self.history.latest
+        return find_row(latest, self.selected_key) if latest is not None else None
+
     def on_guest_table_selected(self, message: GuestTable.Selected) -> None:
+        self.selected_key = message.key
         self.selected_pid = message.pid
         self.source.select(message.pid)
         self.refresh_keys()
@@ -180,8 +187,8 @@ class KsmTopApp(SessionControlsMixin, GuestControlsMixin, InsightMixin):
             self.main.show_selected(
                 self.history.latest,
                 self.history,
-                self.selected_pid,
-                self.control_text(self.selected_pid),
+                self.selected_key,
+                self.control_text(self.selected_row()),
                 self.insight_for(self.selected_pid),
             )
 

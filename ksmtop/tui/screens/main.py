@@ -8,8 +8,11 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
+from ksmtop.collect.ksm import KNOBS
 from ksmtop.convergence import trade
 from ksmtop.model import Snapshot
+from ksmtop.remote import unavailable_remotely
+from ksmtop.rows import find_row
 from ksmtop.sampler import History
 from ksmtop.tui.widgets.details import GuestDetails
 from ksmtop.tui.widgets.graphs import Graphs
@@ -53,23 +56,26 @@ class MainScreen(Screen[None]):
         snapshot: Snapshot,
         history: History,
         source: str,
-        selected_pid: int | None,
+        selected_key: str | None,
         control: str = "",
         insight: str = "",
     ) -> None:
         self.query_one(Summary).show(snapshot, source, history)
         self.query_one(GuestTable).show(snapshot)
-        self.query_one(TunablesPanel).show(snapshot.ksm)
+        panel = self.query_one(TunablesPanel)
+        missing = [name for name in KNOBS if name not in snapshot.ksm.values]
+        panel.unavailable = unavailable_remotely(missing) if snapshot.mode == "remote" else {}
+        panel.show(snapshot.ksm)
         self.query_one(TunablesPanel).show_trade(trade(list(history)[-TRADE_WINDOW:]))
         self.query_one(Timeline).show(history.events())
-        self.show_selected(snapshot, history, selected_pid, control, insight)
+        self.show_selected(snapshot, history, selected_key, control, insight)
 
     def show_selected(
-        self, snapshot: Snapshot, history: History, selected_pid: int | None, control: str = "", insight: str = ""
+        self, snapshot: Snapshot, history: History, selected_key: str | None, control: str = "", insight: str = ""
     ) -> None:
-        guest = snapshot.guest(selected_pid) if selected_pid is not None else None
-        self.query_one(GuestDetails).show(guest, snapshot, control, insight)
-        self.query_one(Graphs).plot(history, selected_pid)
+        row = find_row(snapshot, selected_key)
+        self.query_one(GuestDetails).show(row, snapshot, control, insight)
+        self.query_one(Graphs).plot(history, row.guest.pid if row is not None and row.guest is not None else None)
 
     def set_banner(self, messages: list[str]) -> None:
         banner = self.query_one("#banner", Static)

@@ -8,20 +8,49 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ksmtop.format import human_bytes, human_count, percent
-from ksmtop.model import GuestSample, Snapshot
+from ksmtop.model import DomainSample, Snapshot
+from ksmtop.rows import GuestRow
 
 
 def _yes_no(value: bool | None) -> str:
     return "unknown" if value is None else ("yes" if value else "no")
 
 
-def details_renderable(
-    guest: GuestSample | None, snapshot: Snapshot, control: str = "", insight: str = ""
-) -> Group | Text:
-    if guest is None:
+def domain_line(domain: DomainSample) -> Text:
+    """The libvirt side of a guest in one line."""
+    text = Text.assemble(("Domain      ", ""), (domain.name, "bold"), f"  {domain.state}  {domain.vcpus} vCPU")
+    text.append(f"  memory {human_bytes(domain.memory_bytes)} of {human_bytes(domain.max_memory_bytes)} defined")
+    if domain.rss_bytes is not None:
+        text.append(f"  RSS {human_bytes(domain.rss_bytes)} (libvirt)")
+    if domain.minor_faults is not None:
+        text.append(f"  faults {human_count(domain.minor_faults)} minor, {human_count(domain.major_faults)} major")
+        text.append(f" ({human_count(domain.faults_per_s)} /s, libvirt perf)")
+    text.append(f"\nUUID        {domain.uuid}" + ("" if domain.persistent else "  (transient)"), style="dim")
+    return text
+
+
+def _domain_only(domain: DomainSample, snapshot: Snapshot, control: str) -> Group:
+    if snapshot.mode == "remote":
+        why = "per-process figures (KSM merged pages, PSS, /proc faults) are not available remotely"
+    elif domain.running:
+        why = "its qemu process was not found in /proc (pid file unreadable?)"
+    else:
+        why = "not running: s starts it"
+    control_line = Text.assemble(("Control     ", ""), (control, "italic")) if control else Text("")
+    return Group(domain_line(domain), Text(why, style="dim"), control_line)
+
+
+def details_renderable(row: GuestRow | None, snapshot: Snapshot, control: str = "", insight: str = "") -> Group | Text:
+    if row is None:
+        if snapshot.mode == "remote":
+            return Text("No domains on this host (or libvirt did not answer: see the header).", style="dim")
         if snapshot.scope == "qemu":
             return Text("No qemu guests on this host. Press w to list every process using KSM.", style="dim")
         return Text("No process is using KSM.", style="dim")
+    guest = row.guest
+    if guest is None:
+        assert row.domain is not None
+        return _domain_only(row.domain, snapshot, control)
     page = snapshot.host.page_size
     table = Table.grid(padding=(0, 2))
     for _ in range(4):
@@ -61,7 +90,8 @@ def details_renderable(
         + ("" if guest.perf_faults_per_s is None else f" (perf {human_count(guest.perf_faults_per_s)} /s)"),
     )
     control_line = Text.assemble(("Control     ", ""), (control, "italic")) if control else Text("")
-    return Group(table, control_line, Text(insight))
+    parts = [table] + ([domain_line(row.domain)] if row.domain is not None else [])
+    return Group(*parts, control_line, Text(insight))
 
 
 class GuestDetails(Static):
@@ -69,5 +99,5 @@ class GuestDetails(Static):
     GuestDetails { height: 12; padding: 0 1; border-top: solid $primary; }
     """
 
-    def show(self, guest: GuestSample | None, snapshot: Snapshot, control: str = "", insight: str = "") -> None:
-        self.update(details_renderable(guest, snapshot, control, insight))
+    def show(self, row: GuestRow | None, snapshot: Snapshot, control: str = "", insight: str = "") -> None:
+        self.update(details_renderable(row, snapshot, control, insight))

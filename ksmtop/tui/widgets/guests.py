@@ -7,30 +7,30 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
 
-from ksmtop.model import GuestSample, Snapshot
+from ksmtop.model import Snapshot
+from ksmtop.rows import GuestRow, guest_rows
 from ksmtop.tui.columns import BY_KEY, COLUMN_KEYS, COLUMNS
 
 
-def sort_guests(
-    guests: tuple[GuestSample, ...], key: str, reverse: bool, page_size: int, name_filter: str = ""
-) -> list[GuestSample]:
-    """Guests filtered by a case-insensitive name substring and sorted by a column (unknown values last)."""
+def sort_rows(rows: list[GuestRow], key: str, reverse: bool, page_size: int, name_filter: str = "") -> list[GuestRow]:
+    """Rows filtered by a case-insensitive name substring and sorted by a column (unknown values last)."""
     column = BY_KEY[key]
     needle = name_filter.casefold()
-    chosen = [g for g in guests if needle in g.name.casefold()] if needle else list(guests)
-    known = [g for g in chosen if column.value(g, page_size) is not None]
-    unknown = [g for g in chosen if column.value(g, page_size) is None]
+    chosen = [row for row in rows if needle in row.name.casefold()] if needle else list(rows)
+    known = [row for row in chosen if column.value(row, page_size) is not None]
+    unknown = [row for row in chosen if column.value(row, page_size) is None]
 
-    def sort_value(guest: GuestSample) -> tuple[object, int]:
-        value = column.value(guest, page_size)
-        return (value.casefold() if isinstance(value, str) else value, guest.pid)
+    def sort_value(row: GuestRow) -> tuple[object, str]:
+        value = column.value(row, page_size)
+        return (value.casefold() if isinstance(value, str) else value, row.key)
 
     known.sort(key=sort_value, reverse=reverse)
-    return known + sorted(unknown, key=lambda g: g.pid)
+    return known + sorted(unknown, key=lambda row: (row.pid is None, row.pid or 0, row.name.casefold()))
 
 
 class GuestTable(DataTable):
-    """Rows keyed by PID; the selection follows the guest, not the row number, as the order changes."""
+    """Rows keyed by PID (or domain:UUID for a domain with no process here); the selection follows the guest,
+    not the row number, as the order changes."""
 
     BINDINGS = [
         Binding("less_than_sign", "sort_step(-1)", "Sort ←", show=False),
@@ -44,10 +44,11 @@ class GuestTable(DataTable):
     ]
 
     class Selected(Message):
-        """The highlighted guest changed (pid None: no guest)."""
+        """The highlighted row changed (key None: no row; pid None: a domain with no process here)."""
 
-        def __init__(self, pid: int | None) -> None:
+        def __init__(self, key: str | None, pid: int | None) -> None:
             super().__init__()
+            self.key = key
             self.pid = pid
 
     def __init__(self, **kwargs: object) -> None:
@@ -55,7 +56,8 @@ class GuestTable(DataTable):
         self.sort_key = "ksm_merging_pages"
         self.sort_reverse = True
         self.name_filter = ""
-        self.selected_pid: int | None = None
+        self.selected_key: str | None = None
+        self._rows: dict[str, GuestRow] = {}
         self._snapshot: Snapshot | None = None
         self._refreshing = False
 
@@ -73,36 +75,46 @@ class GuestTable(DataTable):
         if snapshot is None:
             return
         page = snapshot.host.page_size
-        rows = sort_guests(snapshot.guests, self.sort_key, self.sort_reverse, page, self.name_filter)
+        rows = sort_rows(guest_rows(snapshot), self.sort_key, self.sort_reverse, page, self.name_filter)
+        self._rows = {row.key: row for row in rows}
         self._refreshing = True
         try:
             self.clear()
-            for guest in rows:
+            for row in rows:
                 cells = []
                 for column in COLUMNS:
-                    shown = column.show(column.value(guest, page))
-                    cells.append(Text(shown, justify="right") if column.numeric else Text(shown))
-                self.add_row(*cells, key=str(guest.pid))
-            pids = [g.pid for g in rows]
-            if self.selected_pid in pids:
-                self.move_cursor(row=pids.index(self.selected_pid), scroll=False)
-            elif pids:
+                    shown = column.show(column.value(row, page))
+                    style = "dim" if row.guest is None and row.domain is not None and not row.domain.running else ""
+                    cells.append(Text(shown, style=style, justify="right" if column.numeric else "left"))
+                self.add_row(*cells, key=row.key)
+            keys = [row.key for row in rows]
+            if self.selected_key in keys:
+                self.move_cursor(row=keys.index(self.selected_key), scroll=False)
+            elif keys:
                 self.move_cursor(row=0)
         finally:
             self._refreshing = False
-        new_pid = rows[self.cursor_row].pid if rows and 0 <= self.cursor_row < len(rows) else None
-        if new_pid != self.selected_pid:
-            self.selected_pid = new_pid
-            self.post_message(self.Selected(new_pid))
+        new_key = rows[self.cursor_row].key if rows and 0 <= self.cursor_row < len(rows) else None
+        if new_key != self.selected_key:
+            self._select(new_key)
+
+    def _select(self, key: str | None) -> None:
+        self.selected_key = key
+        row = self._rows.get(key) if key is not None else None
+        self.post_message(self.Selected(key, row.pid if row is not None else None))
+
+    @property
+    def selected_pid(self) -> int | None:
+        row = self._rows.get(self.selected_key) if self.selected_key is not None else None
+        return row.pid if row is not None else None
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         event.stop()
         if self._refreshing:
             return
-        pid = int(event.row_key.value) if event.row_key.value is not None else None
-        if pid != self.selected_pid:
-            self.selected_pid = pid
-            self.post_message(self.Selected(pid))
+        key = event.row_key.value
+        if key != self.selected_key:
+            self._select(key)
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
         event.stop()

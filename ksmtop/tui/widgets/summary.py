@@ -15,6 +15,19 @@ CONVERGENCE_WINDOW = 600  # samples (ten minutes at 1 s): enough to see several 
 RUN_STATES = {0: ("stopped", "yellow"), 1: ("running", "green"), 2: ("unmerging", "magenta")}
 
 
+def mode_text(snapshot: Snapshot) -> Text:
+    """Where the figures come from: this host's /proc and /sys, libvirt, or a remote host through libvirt only."""
+    status = snapshot.libvirt_status
+    if snapshot.mode == "remote":
+        text = Text("remote, through libvirt only", "bold magenta")
+    else:
+        text = Text("local /proc and /sys" + (" + libvirt" if status else ", no libvirt"), "bold")
+    if status:
+        trouble = ": connected," not in status or "no answer" in status
+        text.append(f"   {status}", "yellow" if trouble else "dim")
+    return text
+
+
 def summary_text(snapshot: Snapshot, source: str, history: History | None = None) -> Text:
     host, ksm, rates = snapshot.host, snapshot.ksm, snapshot.rates
     text = Text()
@@ -26,6 +39,9 @@ def summary_text(snapshot: Snapshot, source: str, history: History | None = None
     text.append(f"{len(guests)} {label}, RSS {human_bytes(snapshot.total_guest_rss_bytes)}   ")
     text.append(f"[{source}]", "dim")
     text.append("\n")
+    text.append("Mode ", "bold")
+    text.append(mode_text(snapshot))
+    text.append("\n")
     text.append("KSM ", "bold")
     if not ksm.available:
         text.append("not available", "red")
@@ -33,6 +49,8 @@ def summary_text(snapshot: Snapshot, source: str, history: History | None = None
         return text
     run = ksm.get("run")
     state, style = RUN_STATES.get(run if run is not None else -1, ("unknown", "red"))
+    if run is None and snapshot.mode == "remote":
+        state, style = "run state not available remotely", "yellow"
     text.append(state, f"bold {style}")
     text.append("   saving ")
     text.append(human_bytes(rates.saving_bytes), "bold cyan")
@@ -78,10 +96,10 @@ def summary_text(snapshot: Snapshot, source: str, history: History | None = None
 
 
 class Summary(Static):
-    """Three lines: host memory, KSM state and saving, ksmd's price."""
+    """Host memory, where the figures come from, KSM state and saving, ksmd's price, convergence."""
 
     DEFAULT_CSS = """
-    Summary { height: auto; max-height: 8; padding: 0 1; background: $boost; }
+    Summary { height: auto; max-height: 9; padding: 0 1; background: $boost; }
     """
 
     def show(self, snapshot: Snapshot, source: str, history: History | None = None) -> None:

@@ -69,6 +69,7 @@ class TunablesPanel(Vertical):
         self.answers: dict[str, WriteResult] = {}
         self.editing: str | None = None
         self.read_only_reason = ""
+        self.unavailable: dict[str, str] = {}  # knob -> why it cannot be read or written here (remote hosts)
         self._state: KsmState | None = None
         self._knobs: list[str] = []
 
@@ -112,13 +113,17 @@ class TunablesPanel(Vertical):
             counters.clear()
             self.query_one("#knob-help", Static).update(Text(state.error or "KSM not available", style="red"))
             return
-        names = [name for name in KNOBS if name in state.values]
+        names = [name for name in KNOBS if name in state.values or name in self.unavailable]
         if names != self._knobs:
             knobs.clear()
             for name in names:
                 knobs.add_row(name, "", "", key=name)
             self._knobs = names
         for name in names:
+            if name in self.unavailable and name not in state.values:
+                knobs.update_cell(name, "value", Text("–", justify="right"))
+                knobs.update_cell(name, "answer", Text("not available remotely", style="dim"))
+                continue
             value = state.values[name]
             shown = "editing…" if name == self.editing else str(value)
             knobs.update_cell(name, "value", Text(shown, justify="right"))
@@ -178,7 +183,8 @@ class TunablesPanel(Vertical):
             allowed = " or ".join(knob.choices)
         else:
             allowed = f"{knob.minimum}–{knob.maximum}" + (f" {knob.unit}" if knob.unit else "")
-        help_text.update(f"{name}: {knob.description}. Accepts {allowed}.")
+        why = f" {self.unavailable[name]}." if name in self.unavailable else ""
+        help_text.update(f"{name}: {knob.description}. Accepts {allowed}.{why}")
         result = self.answers.get(name)
         if result is None:
             answer.update("")
@@ -193,6 +199,9 @@ class TunablesPanel(Vertical):
         event.stop()
         if self.read_only_reason or self._state is None:
             self.app.notify(f"Tunables are read-only: {self.read_only_reason}", severity="warning")
+            return
+        if event.name in self.unavailable:
+            self.app.notify(f"{event.name}: {self.unavailable[event.name]}", severity="warning")
             return
         self.editing = event.name
         field = self.query_one("#knob-input", KnobInput)
