@@ -237,6 +237,9 @@ class Snapshot:
 
     @property
     def total_guest_rss_bytes(self) -> int:
+        """RSS of the guests' processes; on a remote host, of the domains as libvirt reports it."""
+        if self.mode == "remote":
+            return sum(d.rss_bytes or 0 for d in self.domains)
         return sum(g.rss_bytes for g in self.guests)
 
     @property

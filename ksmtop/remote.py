@@ -40,7 +40,7 @@ def _host(view: LibvirtView) -> HostSample:
         ksmd_pid=None,
         ksmd_cpu_seconds=None,
         ncpus=view.node_cpus or 1,
-        trace_status=f"ksmd CPU, tracepoints and per-process KSM figures: {NOT_REMOTE}",
+        trace_status=f"ksmd CPU, tracepoints, per-process KSM figures: {NOT_REMOTE}; available = free+buffers+cached",
     )
 
 

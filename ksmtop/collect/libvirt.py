@@ -14,7 +14,6 @@ import dataclasses
 import json
 import threading
 import time
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ DEFAULT_URI = "qemu:///system"
 RECONNECT_EVERY_S = 2.0
 AGENT_TIMEOUT_S = 3
 PID_DIR = "run/libvirt/qemu"
+BASE_PAGE_KIB = (4, 8, 16, 64)  # base page sizes of the architectures qemu/KVM hosts run on
 
 STATE_NAMES = {
     0: "no state",
@@ -277,15 +277,22 @@ class LibvirtConnection:
         return int(self._call("reading node information", lambda conn: conn.getInfo())[2])
 
     def page_size(self) -> int | None:
-        """The host's smallest page size in bytes, from the capabilities XML (None when it does not say)."""
-        xml = self._call("reading capabilities", lambda conn: conn.getCapabilities())
-        sizes = []
-        for pages in ET.fromstring(xml).iterfind("./host/cpu/pages"):
-            unit = pages.get("unit", "KiB")
-            scale = {"KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "b": 1, "bytes": 1}.get(unit)
-            if scale and (pages.get("size") or "").isdigit():
-                sizes.append(int(pages.get("size") or 0) * scale)
-        return min(sizes) if sizes else None
+        """The host's base page size in bytes: the smallest size whose free pages libvirt can count on cell 0.
+
+        (The capabilities XML says it too, but getCapabilities probes the host CPU and takes seconds per call.)
+        """
+        libvirt = _import_libvirt()
+
+        def run(conn: Any) -> int | None:
+            for kib in BASE_PAGE_KIB:
+                try:
+                    conn.getFreePages([kib], 0, 1, 0)
+                    return kib * 1024
+                except libvirt.libvirtError:
+                    continue
+            return None
+
+        return self._call("reading the page size", run)
 
     # --- perf events --------------------------------------------------------------------------------------
     def enable_fault_counters(self, name: str) -> None:

@@ -13,6 +13,9 @@ import pytest
 
 from ksmtop.lab import Lab, LabGuest
 from ksmtop.lab.qemu import QEMU_BINARY, start_ticks
+from tests.conftest import wait_for
+from tests.support import libvirtd as libvirtd_support
+from tests.support.libvirtd import Daemons
 
 LAB_PREFIX = "ksmtest"
 """Test guests get their own names, so they never touch a user's lab-N guests."""
@@ -63,3 +66,36 @@ def _stop_everything(lab: Lab) -> None:
             guest = LabGuest.from_json(json.loads(state.read_text()))
             if start_ticks(guest.pid) == guest.start_ticks:
                 os.kill(guest.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def libvirtd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemons]:
+    """libvirtd and virtlogd, started here when they are not running (no systemd); stopped only if started here."""
+    if os.geteuid() != 0 or not libvirtd_support.installed():
+        if os.environ.get("CI"):
+            pytest.fail("libvirtd is not installed (libvirt-daemon-system) or not root")
+        pytest.skip("needs root and libvirt-daemon-system")
+    pytest.importorskip("libvirt")
+    daemons = Daemons(tmp_path_factory.mktemp("libvirtd"))
+    daemons.start_missing()
+    try:
+        wait_connectable()
+        yield daemons
+    finally:
+        daemons.stop_started()
+
+
+def wait_connectable(uri: str = "qemu:///system", timeout: float = 60) -> None:
+    from ksmtop.collect.libvirt import LibvirtConnection, LibvirtError
+
+    def ok() -> bool:
+        connection = LibvirtConnection(uri)
+        try:
+            connection.domains()
+            return True
+        except LibvirtError:
+            return False
+        finally:
+            connection.close()
+
+    wait_for(ok, timeout=timeout, interval=0.5)

@@ -39,7 +39,7 @@ async def select(pilot, app: KsmTopApp, pid: int) -> None:
     table = app.query_one(GuestTable)
     table.focus()
     table.move_cursor(row=pids_on_screen(app).index(pid))
-    await wait_until(pilot, lambda: app.selected_pid == pid and app.selected_controllable(), timeout=10)
+    await wait_until(pilot, lambda: app.selected_pid == pid and app.selected_control() is not None, timeout=10)
 
 
 def events(app: KsmTopApp, kind: str) -> list:
@@ -67,7 +67,7 @@ async def test_start_run_workload_and_stop_from_the_screen(lab: Lab):
         await wait_until(pilot, lambda: app.history.latest is not None)
         pid = await start_from_screen(pilot, app, lab)
         await select(pilot, app, pid)
-        await wait_until(pilot, lambda: app.agent_status.get(pid) == "ok", timeout=BOOT_S)
+        await wait_until(pilot, lambda: app.agent_status.get(str(pid)) == "ok", timeout=BOOT_S)
 
         await pilot.press("l")
         assert app.screen.__class__.__name__ == "WorkloadScreen"
@@ -76,9 +76,9 @@ async def test_start_run_workload_and_stop_from_the_screen(lab: Lab):
         await wait_until(pilot, lambda: events(app, "workload-start"), timeout=20)
         assert "fill-same 16 MiB" in events(app, "workload-start")[-1].text
         await wait_until(pilot, lambda: events(app, "workload-end"), timeout=60)
-        state = app.workload_state[pid]
+        state = app.workload_state[str(pid)]
         assert state.exitcode == 0 and not state.running
-        assert "exit code 0" in app.control_text(pid)
+        assert "exit code 0" in app.control_text(app.selected_row())
         assert "exit code 0" in widget_text(app.query_one("#timeline"))
 
         await pilot.press("k")
@@ -93,7 +93,7 @@ async def test_paused_guest_agent_times_out_while_the_screen_keeps_sampling(lab:
         await wait_until(pilot, lambda: app.history.latest is not None)
         pid = await start_from_screen(pilot, app, lab)
         await select(pilot, app, pid)
-        await wait_until(pilot, lambda: app.agent_status.get(pid) == "ok", timeout=BOOT_S)
+        await wait_until(pilot, lambda: app.agent_status.get(str(pid)) == "ok", timeout=BOOT_S)
         guest = lab.find_by_pid(pid)
         with guest.qmp() as qmp:
             qmp.stop()  # vCPUs paused: the agent can no longer answer
@@ -133,9 +133,9 @@ async def test_a_guest_ksmtop_did_not_start_says_why_and_offers_no_keys(lab: Lab
             table = app.query_one(GuestTable)
             table.focus()
             table.move_cursor(row=pids_on_screen(app).index(qemu.pid))
-            await wait_until(pilot, lambda: qemu.pid in app.control_map, timeout=10)
+            await wait_until(pilot, lambda: str(qemu.pid) in app.control_map, timeout=10)
             assert app.selected_pid == qemu.pid
-            assert "not started by ksmtop" in app.control_text(qemu.pid)
+            assert "not started by ksmtop" in app.control_text(app.selected_row())
             assert "not started by ksmtop" in widget_text(app.main.query_one("#details"))
             assert app.check_action("stop_guest", ()) is False
             assert app.check_action("workload", ()) is False

@@ -3,8 +3,6 @@ through libvirt, and reconnection after libvirtd restarts."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,52 +22,6 @@ from tests.conftest import wait_for
 
 pytestmark = pytest.mark.guests
 ODD_NAME = 'ksmtest "odd", $(id) `id` ünï'
-PIDFILES = {"libvirtd": Path("/run/libvirtd.pid"), "virtlogd": Path("/run/virtlogd.pid")}
-
-
-def _running(daemon: str) -> bool:
-    return subprocess.run(["pgrep", "-x", daemon], capture_output=True).returncode == 0
-
-
-def _start(daemon: str) -> None:
-    subprocess.run([shutil.which(daemon) or f"/usr/sbin/{daemon}", "-d"], check=True, timeout=30)
-
-
-def _stop(daemon: str) -> None:
-    subprocess.run(["pkill", "-TERM", "-x", daemon], capture_output=True)
-    wait_for(lambda: not _running(daemon), timeout=20)
-
-
-def _wait_connectable(timeout: float = 60) -> None:
-    def ok() -> bool:
-        connection = LibvirtConnection()
-        try:
-            connection.domains()
-            return True
-        except LibvirtError:
-            return False
-        finally:
-            connection.close()
-
-    wait_for(ok, timeout=timeout, interval=0.5)
-
-
-@pytest.fixture(scope="module")
-def libvirtd() -> Iterator[None]:
-    """libvirtd and virtlogd, started here when they are not running (no systemd); stopped only if we started them."""
-    if os.geteuid() != 0 or (shutil.which("libvirtd") is None and not Path("/usr/sbin/libvirtd").exists()):
-        if os.environ.get("CI"):
-            pytest.fail("libvirtd is not installed")
-        pytest.skip("needs root and libvirt-daemon-system")
-    started = [daemon for daemon in ("virtlogd", "libvirtd") if not _running(daemon)]
-    for daemon in started:
-        _start(daemon)
-    try:
-        _wait_connectable()
-        yield
-    finally:
-        for daemon in reversed(started):
-            _stop(daemon)
 
 
 @pytest.fixture(scope="module")
@@ -174,12 +126,12 @@ def test_node_ksm_tunables_through_libvirt_match_sysfs(connection, ksm_guard):
 
 def test_reconnects_after_libvirtd_restarts(connection, libvirtd):
     connection.domains()
-    _stop("libvirtd")
+    libvirtd.stop("libvirtd")
     try:
         with pytest.raises(LibvirtError, match=r"lost the connection|cannot connect"):
             connection.domains()
     finally:
-        _start("libvirtd")
+        libvirtd.start("libvirtd")
     domains = wait_for(lambda: _try(connection.domains), timeout=60, interval=0.5)
     assert isinstance(domains, list)
     assert connection.status.startswith("connected")

@@ -17,15 +17,16 @@ def _yes_no(value: bool | None) -> str:
 
 
 def domain_line(domain: DomainSample) -> Text:
-    """The libvirt side of a guest in one line."""
+    """The libvirt side of a guest in two lines."""
     text = Text.assemble(("Domain      ", ""), (domain.name, "bold"), f"  {domain.state}  {domain.vcpus} vCPU")
     text.append(f"  memory {human_bytes(domain.memory_bytes)} of {human_bytes(domain.max_memory_bytes)} defined")
     if domain.rss_bytes is not None:
         text.append(f"  RSS {human_bytes(domain.rss_bytes)} (libvirt)")
+    text.append(f"\nUUID        {domain.uuid}" + ("" if domain.persistent else " (transient)"), style="dim")
     if domain.minor_faults is not None:
-        text.append(f"  faults {human_count(domain.minor_faults)} minor, {human_count(domain.major_faults)} major")
-        text.append(f" ({human_count(domain.faults_per_s)} /s, libvirt perf)")
-    text.append(f"\nUUID        {domain.uuid}" + ("" if domain.persistent else "  (transient)"), style="dim")
+        text.append(f"  libvirt perf faults {human_count(domain.minor_faults)} minor, ", style="dim")
+        text.append(f"{human_count(domain.major_faults)} major, {human_count(domain.faults_per_s)} /s", style="dim")
+        text.append(" (qemu's main thread only)", style="dim")
     return text
 
 

@@ -57,6 +57,7 @@ class GuestTable(DataTable):
         self.sort_reverse = True
         self.name_filter = ""
         self.selected_key: str | None = None
+        self._selected_domain: str | None = None
         self._rows: dict[str, GuestRow] = {}
         self._snapshot: Snapshot | None = None
         self._refreshing = False
@@ -77,6 +78,7 @@ class GuestTable(DataTable):
         page = snapshot.host.page_size
         rows = sort_rows(guest_rows(snapshot), self.sort_key, self.sort_reverse, page, self.name_filter)
         self._rows = {row.key: row for row in rows}
+        previous_key = self.selected_key
         self._refreshing = True
         try:
             self.clear()
@@ -88,6 +90,11 @@ class GuestTable(DataTable):
                     cells.append(Text(shown, style=style, justify="right" if column.numeric else "left"))
                 self.add_row(*cells, key=row.key)
             keys = [row.key for row in rows]
+            if self.selected_key not in keys and self._selected_domain is not None:
+                # a domain that started (or stopped) changes key between domain:UUID and its PID: follow it
+                self.selected_key = next(
+                    (row.key for row in rows if row.domain and row.domain.uuid == self._selected_domain), None
+                )
             if self.selected_key in keys:
                 self.move_cursor(row=keys.index(self.selected_key), scroll=False)
             elif keys:
@@ -95,12 +102,13 @@ class GuestTable(DataTable):
         finally:
             self._refreshing = False
         new_key = rows[self.cursor_row].key if rows and 0 <= self.cursor_row < len(rows) else None
-        if new_key != self.selected_key:
+        if new_key != previous_key:
             self._select(new_key)
 
     def _select(self, key: str | None) -> None:
         self.selected_key = key
         row = self._rows.get(key) if key is not None else None
+        self._selected_domain = row.domain.uuid if row is not None and row.domain is not None else None
         self.post_message(self.Selected(key, row.pid if row is not None else None))
 
     @property

@@ -36,7 +36,11 @@ def summary_text(snapshot: Snapshot, source: str, history: History | None = None
     text.append(f"anon {human_bytes(host.anon_bytes)}   ")
     guests = snapshot.guests
     label = "guests" if snapshot.scope == "qemu" else "KSM processes"
-    text.append(f"{len(guests)} {label}, RSS {human_bytes(snapshot.total_guest_rss_bytes)}   ")
+    text.append(f"{len(guests)} {label}, ")
+    if snapshot.domains:
+        running = sum(1 for domain in snapshot.domains if domain.running)
+        text.append(f"{len(snapshot.domains)} domains ({running} running), ")
+    text.append(f"RSS {human_bytes(snapshot.total_guest_rss_bytes)}   ")
     text.append(f"[{source}]", "dim")
     text.append("\n")
     text.append("Mode ", "bold")

@@ -1,0 +1,219 @@
+"""libvirt through the real screen (Pilot) with a real libvirtd and a real TCG domain: domains listed by name
+(shut-off ones too), start, workload, shutdown and destroy from the screen, libvirt's perf faults beside /proc's,
+a remote URI (loopback TCP) with node KSM tunables written through libvirt, and libvirtd restarted mid-session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("libvirt")
+
+from ksmtop.collect.libvirt import LibvirtConnection, LibvirtError
+from ksmtop.control import ControlError, GuestControls
+from ksmtop.lab import Lab
+from ksmtop.lab.domains import define_lab_domains
+from ksmtop.model import DomainSample
+from ksmtop.remote import RemoteSource
+from ksmtop.rows import GuestRow, guest_rows
+from ksmtop.source import LiveSource
+from ksmtop.tui.app import KsmTopApp
+from ksmtop.tui.widgets.guests import GuestTable
+from tests.support.libvirtd import REMOTE_URI
+from tests.tui.conftest import cell_text, wait_until, widget_text
+
+pytestmark = pytest.mark.guests
+SIZE = (170, 48)
+BOOT_S = 120  # TCG: the agent answers after ~30-60 s here; generous for a loaded CI machine
+NAME = "ksmtest-screen 'vm' \"$(id)\" ü"
+
+
+@pytest.fixture(scope="module")
+def connection(libvirtd) -> Iterator[LibvirtConnection]:
+    connection = LibvirtConnection()
+    yield connection
+    connection.close()
+
+
+@pytest.fixture(scope="module")
+def domain(connection: LibvirtConnection) -> Iterator[str]:
+    """A shut-off TCG lab domain with an untrusted-looking name; destroyed and undefined afterwards."""
+    define_lab_domains(connection, Lab().image(), [NAME], 256, "tcg", start=False)
+    try:
+        yield NAME
+    finally:
+        for action in (connection.destroy, connection.undefine):
+            try:
+                action(NAME)
+            except LibvirtError:
+                pass
+
+
+def make_app(uri: str = "qemu:///system", stop_timeout: float = 60.0) -> KsmTopApp:
+    if uri == REMOTE_URI:
+        source = RemoteSource(LibvirtConnection(uri))
+        controls = GuestControls(
+            Lab(prefix="ksmtest-none"), source.add_event, libvirt=LibvirtConnection(uri), local=False
+        )
+    else:
+        source = LiveSource(libvirt=LibvirtConnection(uri))
+        controls = GuestControls(
+            Lab(prefix="ksmtest-none"), source.add_event, stop_timeout=stop_timeout, libvirt=LibvirtConnection(uri)
+        )
+    return KsmTopApp(source, interval=0.5, controls=controls)
+
+
+def row(app: KsmTopApp, name: str = NAME) -> GuestRow | None:
+    latest = app.history.latest
+    return next((r for r in guest_rows(latest) if r.name == name), None) if latest else None
+
+
+def state(app: KsmTopApp) -> str | None:
+    found = row(app)
+    return found.state if found else None
+
+
+async def select(pilot, app: KsmTopApp, name: str = NAME) -> GuestRow:
+    table = app.query_one(GuestTable)
+    found = await wait_until(pilot, lambda: row(app, name), timeout=20)
+    await wait_until(pilot, lambda: found.key in [k.value for k in table.rows], timeout=10)
+    table.focus()
+    table.move_cursor(row=[k.value for k in table.rows].index(found.key))
+    await wait_until(pilot, lambda: app.selected_key == found.key and app.selected_control() is not None, timeout=10)
+    return found
+
+
+def events(app: KsmTopApp, kind: str) -> list:
+    return [event for event in app.history.events() if event.kind == kind]
+
+
+def ensure_off(connection: LibvirtConnection) -> None:
+    if next(d for d in connection.domains() if d.name == NAME).running:
+        connection.destroy(NAME)
+
+
+async def test_start_workload_and_shutdown_of_a_domain_from_the_screen(connection, domain):
+    ensure_off(connection)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        off = await select(pilot, app)
+        assert off.state == "shut off" and off.pid is None and off.key.startswith("domain:")
+        assert cell_text(app.query_one(GuestTable), off.key, "name") == NAME  # shown as it is, quotes and all
+        header = widget_text(app.main.query_one("#summary"))
+        assert "+ libvirt" in header and "qemu:///system: connected" in header
+        assert "s starts it" in widget_text(app.main.query_one("#details"))
+        assert app.check_action("stop_guest", ()) is False  # nothing to stop yet
+
+        await pilot.press("s")
+        running = await wait_until(pilot, lambda: (r := row(app)) and r.guest is not None and r, timeout=30)
+        assert running.state == "running" and running.guest.pid == running.domain.pid
+        assert running.guest.ksm_merging_pages is not None  # /proc's KSM figures for the domain's qemu
+        await wait_until(pilot, lambda: app.selected_key == running.key, timeout=10)  # the selection followed
+        assert "started domain" in events(app, "guest-start")[-1].text
+
+        key = running.key
+        await wait_until(pilot, lambda: app.agent_status.get(key) == "ok", timeout=BOOT_S)
+        await pilot.press("l")
+        assert app.screen.__class__.__name__ == "WorkloadScreen"
+        await pilot.press("down", "down", "down", "enter")  # idle, primes, fill-random, fill-same
+        await pilot.press("ctrl+u", *"8", "enter")
+        await wait_until(pilot, lambda: events(app, "workload-end"), timeout=90)
+        assert app.workload_state[key].exitcode == 0
+
+        # libvirt's perf events (switched on by ksmtop) count beside /proc: qemu's main thread only, so never more.
+        counted = await wait_until(
+            pilot, lambda: (r := row(app)) and r.domain.minor_faults is not None and r, timeout=20
+        )
+        assert counted.domain.minor_faults <= counted.guest.minor_faults
+        assert counted.domain.faults_per_s is not None or counted.domain.minor_faults >= 0
+
+        await pilot.press("k")
+        await wait_until(pilot, lambda: state(app) == "shut off" and row(app).guest is None, timeout=90)
+        stop = events(app, "guest-stop")[-1]
+        assert stop.data["forced"] is False and "shut down" in stop.text
+
+
+async def test_destroy_asks_first(connection, domain):
+    ensure_off(connection)
+    connection.start(NAME)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: (r := row(app)) and r.guest is not None, timeout=30)
+        await select(pilot, app)
+        await pilot.press("x")
+        await wait_until(pilot, lambda: app.screen.__class__.__name__ == "ConfirmScreen", timeout=10)
+        await pilot.press("n")
+        await pilot.pause(1.0)
+        assert state(app) == "running", "a 'no' must leave the domain running"
+        await pilot.press("x")
+        await wait_until(pilot, lambda: app.screen.__class__.__name__ == "ConfirmScreen", timeout=10)
+        await pilot.press("y")
+        await wait_until(pilot, lambda: state(app) == "shut off", timeout=30)
+        assert events(app, "guest-stop")[-1].data["forced"] is True
+
+
+def test_libvirt_errors_come_back_in_words(connection):
+    controls = GuestControls(Lab(prefix="ksmtest-none"), libvirt=connection)
+    ghost = DomainSample("ksmtest-no-such-domain", "00000000-0000-0000-0000-000000000000", "shut off", 1, 1, 1, True)
+    with pytest.raises(ControlError, match=r"starting ksmtest-no-such-domain: .*(not found|no domain)"):
+        controls.start_domain(GuestRow("domain:" + ghost.uuid, None, ghost))
+
+
+def _knob(name: str) -> str:
+    return Path(f"/sys/kernel/mm/ksm/{name}").read_text().strip()
+
+
+async def test_remote_uri_shows_domains_and_writes_node_tunables_through_libvirt(libvirtd, domain, ksm_guard):
+    if not libvirtd.listening:
+        if os.environ.get("CI"):
+            pytest.fail("libvirtd does not listen on loopback TCP")
+        pytest.skip("a libvirtd started elsewhere does not listen on TCP: stop it to test remote URIs")
+    app = make_app(REMOTE_URI)
+    async with app.run_test(size=SIZE) as pilot:
+        await select(pilot, app)
+        snapshot = app.history.latest
+        assert snapshot.mode == "remote" and snapshot.guests == ()
+        meminfo = Path("/proc/meminfo").read_text().split()
+        assert snapshot.host.mem_total_bytes == int(meminfo[meminfo.index("MemTotal:") + 1]) * 1024  # same host
+        assert str(snapshot.ksm.get("pages_to_scan")) == _knob("pages_to_scan")
+        header = widget_text(app.main.query_one("#summary"))
+        assert "remote, through libvirt only" in header and "not available remotely" in header
+        assert "not available remotely" in widget_text(app.main.query_one("#details"))
+
+        knobs = app.query_one("#knobs")
+        assert cell_text(knobs, "run", "answer") == "not available remotely"
+        new_value = "1234" if _knob("pages_to_scan") != "1234" else "4321"
+        knobs.focus()
+        knobs.move_cursor(row=[k.value for k in knobs.rows].index("pages_to_scan"))
+        await pilot.press("enter", "ctrl+u", *new_value, "enter")
+        await wait_until(pilot, lambda: _knob("pages_to_scan") == new_value, timeout=15)
+        await wait_until(pilot, lambda: cell_text(knobs, "pages_to_scan", "value") == new_value, timeout=15)
+        assert "through libvirt" in widget_text(app.query_one("#knob-answer"))
+
+        run_before = _knob("run")
+        knobs.move_cursor(row=[k.value for k in knobs.rows].index("run"))
+        await pilot.press("enter")
+        assert not app.query_one("#knob-input").has_class("editing")  # no editor for what libvirt cannot write
+        assert _knob("run") == run_before
+
+        await pilot.press("s")  # only domains can be started remotely: a word, no lab guest
+        assert app.screen.__class__.__name__ != "StartGuestScreen"
+
+
+async def test_libvirtd_restarted_mid_session(libvirtd):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        summary = app.main.query_one("#summary")
+        await wait_until(pilot, lambda: ": connected," in widget_text(summary), timeout=20)
+        libvirtd.stop("libvirtd")
+        try:
+            await wait_until(pilot, lambda: "retrying" in widget_text(summary), timeout=30)
+            samples = len(app.history)
+            await wait_until(pilot, lambda: len(app.history) >= samples + 3, timeout=20)  # the screen goes on
+            assert app.history.latest.domains == ()
+        finally:
+            libvirtd.start("libvirtd")
+        await wait_until(pilot, lambda: ": connected," in widget_text(summary), timeout=60)

@@ -1,0 +1,75 @@
+"""libvirtd and virtlogd for tests, without systemd: started when they are not running (libvirtd then also
+listens on 127.0.0.1 TCP without auth, so a remote URI can be tested for real), stopped only if started here."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+from tests.conftest import wait_for
+
+TCP_PORT = 16509
+REMOTE_URI = f"qemu+tcp://127.0.0.1:{TCP_PORT}/system"
+TEST_CONFIG = f"""# written by ksmtop's tests: TCP on loopback only, for as long as the tests run
+listen_tls = 0
+listen_tcp = 1
+listen_addr = "127.0.0.1"
+tcp_port = "{TCP_PORT}"
+auth_tcp = "none"
+"""
+
+
+def installed() -> bool:
+    return shutil.which("libvirtd") is not None or Path("/usr/sbin/libvirtd").exists()
+
+
+def running(daemon: str) -> bool:
+    return subprocess.run(["pgrep", "-x", daemon], capture_output=True).returncode == 0
+
+
+def _binary(daemon: str) -> str:
+    return shutil.which(daemon) or f"/usr/sbin/{daemon}"
+
+
+class Daemons:
+    """The daemons this test session started (and how), so that it can restart and stop exactly those."""
+
+    def __init__(self, config_dir: Path) -> None:
+        self.config = config_dir / "libvirtd-test.conf"
+        self.config.write_text(TEST_CONFIG)
+        self.started: list[str] = []
+        self.listening = False
+        self.foreign = running("libvirtd")  # someone else's libvirtd: used as it is
+
+    def start_missing(self) -> None:
+        for daemon in ("virtlogd", "libvirtd"):
+            if not running(daemon):
+                self.start(daemon)
+                self.started.append(daemon)
+        self.listening = tcp_open()
+
+    def start(self, daemon: str) -> None:
+        """Start one daemon; a libvirtd of ours listens on loopback TCP (one that was already there is
+        restarted as it is usually started, without --listen)."""
+        command = [_binary(daemon), "-d"]
+        if daemon == "libvirtd" and (daemon in self.started or not running("libvirtd")) and not self.foreign:
+            command += ["--listen", "-f", str(self.config)]
+        subprocess.run(command, check=True, timeout=30)
+
+    def stop(self, daemon: str) -> None:
+        subprocess.run(["pkill", "-TERM", "-x", daemon], capture_output=True)
+        wait_for(lambda: not running(daemon), timeout=20)
+
+    def stop_started(self) -> None:
+        for daemon in reversed(self.started):
+            self.stop(daemon)
+
+
+def tcp_open() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", TCP_PORT), timeout=2):
+            return True
+    except OSError:
+        return False
