@@ -112,8 +112,14 @@ def open_source(args: argparse.Namespace) -> Source:
     return LiveSource(root=args.root, scope=scope, libvirt=LibvirtConnection(uri) if uri else None)
 
 
+HEADLESS_LIBVIRT_WAIT_S = 15.0
+"""Headless output waits this long for libvirt's answer (a libvirtd that just started probes qemu first)."""
+
+
 def run_headless(args: argparse.Namespace) -> int:
     source = open_source(args)
+    if hasattr(source, "libvirt_wait_s"):
+        source.libvirt_wait_s = HEADLESS_LIBVIRT_WAIT_S
     try:
         if args.once:
             source.sample()

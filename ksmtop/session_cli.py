@@ -127,9 +127,9 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
 
 
 def record(args: argparse.Namespace) -> int:
+    from ksmtop.cli import HEADLESS_LIBVIRT_WAIT_S, open_source
     from ksmtop.format import human_bytes
     from ksmtop.recording import RecordingWriter
-    from ksmtop.sampler import Sampler
 
     progress = sys.stderr.isatty()
     writer = RecordingWriter(
@@ -139,13 +139,18 @@ def record(args: argparse.Namespace) -> int:
     started = time.monotonic()
     next_at = started
     try:
-        with Sampler(root=args.root, scope="ksm" if args.record_all else "qemu") as sampler:
+        args.all = args.all or args.record_all
+        source = open_source(args)  # this host (with libvirt when there), or a remote one through --connect
+        if hasattr(source, "libvirt_wait_s"):
+            source.libvirt_wait_s = HEADLESS_LIBVIRT_WAIT_S
+        try:
             while True:
-                snapshot = sampler.sample()
+                snapshot = source.sample()
                 writer.write(snapshot)
                 if progress:
+                    rows = len(snapshot.guests) if snapshot.mode == "local" else len(snapshot.domains)
                     sys.stderr.write(
-                        f"\rrecording {args.output}: {writer.samples} samples, {len(snapshot.guests)} guests, "
+                        f"\rrecording {args.output}: {writer.samples} samples, {rows} guests, "
                         f"{human_bytes(writer.size_bytes)}, {time.monotonic() - started:.0f} s \x1b[K"
                     )
                     sys.stderr.flush()
@@ -155,6 +160,8 @@ def record(args: argparse.Namespace) -> int:
                 if args.duration is not None and next_at - started > args.duration:
                     break
                 time.sleep(max(0.0, next_at - time.monotonic()))
+        finally:
+            source.close()
     except (_Stop, KeyboardInterrupt):
         pass
     finally:

@@ -82,6 +82,11 @@ class KsmTopApp(SessionControlsMixin, GuestControlsMixin, InsightMixin):
         self.sample_error = ""
         self._timer: Timer | None = None
 
+    @property
+    def closing(self) -> bool:
+        """True once the app is exiting: worker messages that still arrive are dropped (the widgets may be gone)."""
+        return self._exit or not self.main.is_attached  # App._exit: set by App.exit(), before widgets unmount
+
     def get_default_screen(self) -> MainScreen:
         self.main = MainScreen(id="_default")
         return self.main
@@ -117,7 +122,7 @@ class KsmTopApp(SessionControlsMixin, GuestControlsMixin, InsightMixin):
             self._timer = self.set_timer(self.next_interval(), self._sample)
 
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
-        if not self.main.is_attached:
+        if self.closing:
             return  # the app is closing
         self.history.append(message.snapshot)
         self.snapshot_taken(message.snapshot)
@@ -128,7 +133,7 @@ class KsmTopApp(SessionControlsMixin, GuestControlsMixin, InsightMixin):
         self._arm()
 
     def on_sample_failed(self, message: SampleFailed) -> None:
-        if not self.main.is_attached:
+        if self.closing:
             return
         self.sample_error = message.error
         self._show_status()
@@ -180,7 +185,7 @@ class KsmTopApp(SessionControlsMixin, GuestControlsMixin, InsightMixin):
         self.controls_changed()
 
     def controls_changed(self) -> None:
-        if not self.main.is_attached:
+        if self.closing:
             return  # the app is closing
         self._show_status()
         if self.history.latest is not None:
@@ -210,7 +215,7 @@ class KsmTopApp(SessionControlsMixin, GuestControlsMixin, InsightMixin):
         self.post_message(TunableWritten(result))
 
     def on_tunable_written(self, message: TunableWritten) -> None:
-        if not self.main.is_attached:
+        if self.closing:
             return  # the app is closing
         result = message.result
         self.main.query_one(TunablesPanel).show_result(result)

@@ -4,7 +4,10 @@ a remote URI (loopback TCP) with node KSM tunables written through libvirt, and 
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +20,7 @@ from ksmtop.control import ControlError, GuestControls
 from ksmtop.lab import Lab
 from ksmtop.lab.domains import define_lab_domains
 from ksmtop.model import DomainSample
+from ksmtop.recording import read_recording
 from ksmtop.remote import RemoteSource
 from ksmtop.rows import GuestRow, guest_rows
 from ksmtop.source import LiveSource
@@ -217,3 +221,25 @@ async def test_libvirtd_restarted_mid_session(libvirtd):
         finally:
             libvirtd.start("libvirtd")
         await wait_until(pilot, lambda: ": connected," in widget_text(summary), timeout=60)
+
+
+def test_headless_json_and_recording_carry_domains(libvirtd, domain, tmp_path):
+    """`--once --json` locally and through the remote URI, and `record` of a remote host, read back."""
+    ksmtop = [sys.executable, "-m", "ksmtop"]
+    local = json.loads(subprocess.run([*ksmtop, "--once", "--json"], capture_output=True, check=True).stdout)
+    assert local["mode"] == "local" and "qemu:///system: connected" in local["libvirt_status"]
+    assert NAME in [d["name"] for d in local["domains"]]
+    without = json.loads(subprocess.run([*ksmtop, "--no-libvirt", "--once", "--json"], capture_output=True).stdout)
+    assert without["domains"] == [] and without["libvirt_status"] is None
+    if not libvirtd.listening:
+        return
+    remote = json.loads(
+        subprocess.run([*ksmtop, "--connect", REMOTE_URI, "--once", "--json"], capture_output=True, check=True).stdout
+    )
+    assert remote["mode"] == "remote" and remote["guests"] == [] and remote["host"]["anon_bytes"] is None
+    assert NAME in [d["name"] for d in remote["domains"]]
+    path = tmp_path / "remote.jsonl"
+    subprocess.run([*ksmtop, "--connect", REMOTE_URI, "record", "-o", str(path), "-n", "2", "-i", "0.2"], check=True)
+    snapshots = read_recording(path).snapshots
+    assert len(snapshots) == 2 and all(s.mode == "remote" for s in snapshots)
+    assert NAME in [d.name for d in snapshots[-1].domains]
