@@ -110,6 +110,7 @@ async def test_paused_guest_agent_times_out_while_the_screen_keeps_sampling(lab:
             await wait_until(pilot, lambda: app.screen.__class__.__name__ == "ConfirmScreen", timeout=30)
             await pilot.press("y")
             await wait_until(pilot, lambda: pid not in pids_on_screen(app), timeout=30)
+            await wait_until(pilot, lambda: events(app, "guest-stop"), timeout=10)  # the next sample carries it
             assert events(app, "guest-stop")[-1].data["forced"] is True
         finally:
             if guest.is_running():

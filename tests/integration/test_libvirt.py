@@ -14,11 +14,10 @@ pytest.importorskip("libvirt")
 
 from ksmtop.collect.libvirt import LibvirtConnection, LibvirtError
 from ksmtop.collect.libvirt_agent import LibvirtAgent
-from ksmtop.lab import Lab
-from ksmtop.lab.domains import define_lab_domains
 from ksmtop.lab.workloads import start_workload
 from ksmtop.sampler import Sampler
 from tests.conftest import wait_for
+from tests.support.libvirtd import lab_domain
 
 pytestmark = pytest.mark.guests
 ODD_NAME = 'ksmtest "odd", $(id) `id` ünï'
@@ -26,24 +25,15 @@ ODD_NAME = 'ksmtest "odd", $(id) `id` ünï'
 
 @pytest.fixture(scope="module")
 def connection(libvirtd) -> Iterator[LibvirtConnection]:
-    connection = LibvirtConnection()
-    yield connection
-    connection.close()
+    with LibvirtConnection() as connection:
+        yield connection
 
 
 @pytest.fixture(scope="module")
 def odd_domain(connection: LibvirtConnection) -> Iterator[str]:
     """A TCG lab domain whose name has quotes, a comma, shell syntax and non-ASCII; always undefined afterwards."""
-    image = Lab().image()
-    define_lab_domains(connection, image, [ODD_NAME], 256, "tcg", start=False)
-    try:
-        yield ODD_NAME
-    finally:
-        for action in (connection.destroy, connection.undefine):
-            try:
-                action(ODD_NAME)
-            except LibvirtError:
-                pass
+    with lab_domain(connection, ODD_NAME) as name:
+        yield name
 
 
 def _domain(connection: LibvirtConnection, name: str):

@@ -15,10 +15,9 @@ import pytest
 
 pytest.importorskip("libvirt")
 
-from ksmtop.collect.libvirt import LibvirtConnection, LibvirtError
+from ksmtop.collect.libvirt import LibvirtConnection, _import_libvirt
 from ksmtop.control import ControlError, GuestControls
 from ksmtop.lab import Lab
-from ksmtop.lab.domains import define_lab_domains
 from ksmtop.model import DomainSample
 from ksmtop.recording import read_recording
 from ksmtop.remote import RemoteSource
@@ -26,7 +25,8 @@ from ksmtop.rows import GuestRow, guest_rows
 from ksmtop.source import LiveSource
 from ksmtop.tui.app import KsmTopApp
 from ksmtop.tui.widgets.guests import GuestTable
-from tests.support.libvirtd import REMOTE_URI
+from tests.support.libvirtd import REMOTE_URI, lab_domain
+from tests.support.nobody import run_as_nobody
 from tests.tui.conftest import cell_text, wait_until, widget_text
 
 pytestmark = pytest.mark.guests
@@ -37,23 +37,15 @@ NAME = "ksmtest-screen 'vm' \"$(id)\" ü"
 
 @pytest.fixture(scope="module")
 def connection(libvirtd) -> Iterator[LibvirtConnection]:
-    connection = LibvirtConnection()
-    yield connection
-    connection.close()
+    with LibvirtConnection() as connection:
+        yield connection
 
 
 @pytest.fixture(scope="module")
 def domain(connection: LibvirtConnection) -> Iterator[str]:
     """A shut-off TCG lab domain with an untrusted-looking name; destroyed and undefined afterwards."""
-    define_lab_domains(connection, Lab().image(), [NAME], 256, "tcg", start=False)
-    try:
-        yield NAME
-    finally:
-        for action in (connection.destroy, connection.undefine):
-            try:
-                action(NAME)
-            except LibvirtError:
-                pass
+    with lab_domain(connection, NAME) as name:
+        yield name
 
 
 def make_app(uri: str = "qemu:///system", stop_timeout: float = 60.0) -> KsmTopApp:
@@ -243,3 +235,27 @@ def test_headless_json_and_recording_carry_domains(libvirtd, domain, tmp_path):
     snapshots = read_recording(path).snapshots
     assert len(snapshots) == 2 and all(s.mode == "remote" for s in snapshots)
     assert NAME in [d.name for d in snapshots[-1].domains]
+
+
+def test_a_refused_connection_is_said_in_words(libvirtd):
+    """As uid 65534, qemu:///system refuses the connection: the mode line says so, and the /proc rows stay."""
+
+    def observe() -> dict:
+        source = LiveSource(libvirt=LibvirtConnection())
+        try:
+            snapshot = source.sample()
+            return {"status": snapshot.libvirt_status, "domains": len(snapshot.domains), "mode": snapshot.mode}
+        finally:
+            source.close()
+
+    def warm_up() -> None:  # nobody cannot read /root: import what the child needs first
+        import ksmtop.collect.libvirt_watch  # noqa: F401
+
+        _import_libvirt()
+        LiveSource().close()
+
+    seen = run_as_nobody(observe, warm_up=warm_up)
+    assert "error" not in seen, seen
+    assert seen["mode"] == "local" and seen["domains"] == 0
+    assert "cannot connect to qemu:///system" in seen["status"] and "retrying" in seen["status"]
+    assert "Traceback" not in seen["status"] and "\n" not in seen["status"]

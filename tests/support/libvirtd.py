@@ -6,8 +6,13 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from ksmtop.collect.libvirt import LibvirtConnection, LibvirtError
+from ksmtop.lab import Lab
+from ksmtop.lab.domains import define_lab_domains
 from tests.conftest import wait_for
 
 TCP_PORT = 16509
@@ -73,3 +78,31 @@ def tcp_open() -> bool:
             return True
     except OSError:
         return False
+
+
+@contextmanager
+def lab_domain(connection: LibvirtConnection, name: str) -> Iterator[str]:
+    """A shut-off TCG lab domain (256 MiB) of that name, destroyed and undefined afterwards, even on failure."""
+    define_lab_domains(connection, Lab().image(), [name], 256, "tcg", start=False)
+    try:
+        yield name
+    finally:
+        remove_domain(connection.uri, name)
+
+
+def remove_domain(uri: str, name: str, timeout: float = 60) -> None:
+    """Destroy and undefine, on a fresh connection (a test may have restarted libvirtd), retried until done."""
+
+    def removed() -> bool:
+        with LibvirtConnection(uri) as connection:
+            try:
+                domains = {domain.name: domain for domain in connection.domains()}
+                if name in domains and domains[name].running:
+                    connection.destroy(name)
+                if name in domains:
+                    connection.undefine(name)
+                return True
+            except LibvirtError:
+                return False
+
+    wait_for(removed, timeout=timeout, interval=1)

@@ -79,6 +79,10 @@ class GuestTable(DataTable):
         rows = sort_rows(guest_rows(snapshot), self.sort_key, self.sort_reverse, page, self.name_filter)
         self._rows = {row.key: row for row in rows}
         previous_key = self.selected_key
+        # The row under the cursor is what the user sees selected, even if its highlight event is still queued.
+        under_cursor = self._key_at_cursor()
+        if under_cursor is not None:
+            self.selected_key = under_cursor
         self._refreshing = True
         try:
             self.clear()
@@ -104,6 +108,11 @@ class GuestTable(DataTable):
         new_key = rows[self.cursor_row].key if rows and 0 <= self.cursor_row < len(rows) else None
         if new_key != previous_key:
             self._select(new_key)
+
+    def _key_at_cursor(self) -> str | None:
+        if not self.row_count or not 0 <= self.cursor_row < self.row_count:
+            return None
+        return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
 
     def _select(self, key: str | None) -> None:
         self.selected_key = key
