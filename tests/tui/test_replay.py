@@ -162,3 +162,30 @@ async def test_record_from_the_screen_with_a_note(tmp_path):
     assert recording.complete and recording.warnings == []
     assert len(recording.snapshots) == recorder.samples >= 3
     assert [e.text for e in recording.events] == ["switched nothing, just a note"]
+
+
+LIBVIRT_SESSION = Path(__file__).parent / "data" / "libvirt-session.jsonl"
+"""20 s recorded here with `ksmtop record` on 3 running libvirt lab domains and a shut-off one, KSM merging."""
+
+
+async def test_a_libvirt_session_replays_with_its_domains():
+    recording = read_recording(LIBVIRT_SESSION)
+    app = KsmTopApp(ReplaySource(recording), interval=1.0, controls=None)
+    async with app.run_test(size=SIZE) as pilot:
+        await goto(pilot, app, 5)
+        snapshot = app.source.snapshots[5]
+        table = app.query_one(GuestTable)
+        keys = [key.value for key in table.rows]
+        off = next(d for d in snapshot.domains if d.state == "shut off")
+        assert f"domain:{off.uuid}" in keys  # a shut-off domain is a row of its own
+        for guest in snapshot.guests:
+            domain = snapshot.domain_of(guest.pid)
+            assert domain is not None and cell_text(table, str(guest.pid), "name") == domain.name
+            assert cell_text(table, str(guest.pid), "domain_state") == "running"
+        header = widget_text(app.query_one("#summary"))
+        assert "+ libvirt" in header and snapshot.libvirt_status in header
+        table.move_cursor(row=keys.index(f"domain:{off.uuid}"))
+        await wait_until(pilot, lambda: app.selected_key == f"domain:{off.uuid}")
+        details = widget_text(app.query_one("#details"))
+        assert off.name in details and "shut off" in details and off.uuid in details
+        assert "not on a recording" in details  # a replay controls nothing

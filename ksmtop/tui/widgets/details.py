@@ -36,7 +36,7 @@ def _domain_only(domain: DomainSample, snapshot: Snapshot, control: str) -> Grou
     elif domain.running:
         why = "its qemu process was not found in /proc (pid file unreadable?)"
     else:
-        why = "not running: s starts it"
+        why = "not running"
     control_line = Text.assemble(("Control     ", ""), (control, "italic")) if control else Text("")
     return Group(domain_line(domain), Text(why, style="dim"), control_line)
 
