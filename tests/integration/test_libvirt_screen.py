@@ -259,3 +259,16 @@ def test_a_refused_connection_is_said_in_words(libvirtd):
     assert seen["mode"] == "local" and seen["domains"] == 0
     assert "cannot connect to qemu:///system" in seen["status"] and "retrying" in seen["status"]
     assert "Traceback" not in seen["status"] and "\n" not in seen["status"]
+
+
+def test_an_unreachable_uri_is_said_on_the_mode_line_and_nothing_reaches_stderr():
+    """libvirt's own error printing is off: a refused connection shows up in the snapshot, not on the terminal."""
+    uri = "qemu+tcp://127.0.0.1:1/system"  # nothing listens on port 1
+    done = subprocess.run(
+        [sys.executable, "-m", "ksmtop", "--connect", uri, "--once", "--json"], capture_output=True, text=True
+    )
+    assert done.returncode == 0 and done.stderr == ""
+    snapshot = json.loads(done.stdout)
+    assert snapshot["mode"] == "remote" and snapshot["domains"] == []
+    assert f"cannot connect to {uri}" in snapshot["libvirt_status"] and "retrying" in snapshot["libvirt_status"]
+    assert snapshot["ksm"]["available"] is False and "cannot connect" in snapshot["ksm"]["error"]
