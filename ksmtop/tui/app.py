@@ -266,6 +266,11 @@ class KsmTopApp(SessionControlsMixin, GuestControlsMixin, InsightMixin):
         self.push_screen(IntervalScreen(self.interval), chosen)
 
     def action_widen(self) -> None:
+        if self.history.latest is not None and self.history.latest.mode == "remote":
+            self.notify(
+                "a remote host's rows are its libvirt domains: other KSM users are not visible", severity="warning"
+            )
+            return
         table = self.main.query_one(GuestTable)
         scope = "ksm" if (self.history.latest and self.history.latest.scope == "qemu") else "qemu"
         self.source.set_scope(scope)

@@ -197,14 +197,18 @@ async def test_remote_uri_shows_domains_and_writes_node_tunables_through_libvirt
 
         await pilot.press("s")  # only domains can be started remotely: a word, no lab guest
         assert app.screen.__class__.__name__ != "StartGuestScreen"
+        await pilot.press("w")  # no other KSM users to widen to on a remote host: said, nothing changes
+        await pilot.pause(1.0)
+        assert app.history.latest.scope == "qemu" and app.history.latest.mode == "remote"
+        assert any("other KSM users are not visible" in str(n.message) for n in app._notifications)
 
 
-async def test_libvirtd_restarted_mid_session(libvirtd):
+async def test_libvirtd_killed_and_restarted_mid_session(libvirtd):
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         summary = app.main.query_one("#summary")
         await wait_until(pilot, lambda: ": connected," in widget_text(summary), timeout=20)
-        libvirtd.stop("libvirtd")
+        libvirtd.stop("libvirtd", signal="KILL")
         try:
             await wait_until(pilot, lambda: "retrying" in widget_text(summary), timeout=30)
             samples = len(app.history)

@@ -63,8 +63,9 @@ class Daemons:
             command += ["--listen", "-f", str(self.config)]
         subprocess.run(command, check=True, timeout=30)
 
-    def stop(self, daemon: str) -> None:
-        subprocess.run(["pkill", "-TERM", "-x", daemon], capture_output=True)
+    def stop(self, daemon: str, signal: str = "TERM") -> None:
+        """Stop a daemon (signal KILL: as a crash would, leaving its pid file and socket behind)."""
+        subprocess.run(["pkill", f"-{signal}", "-x", daemon], capture_output=True)
         wait_for(lambda: not running(daemon), timeout=20)
 
     def stop_started(self) -> None:

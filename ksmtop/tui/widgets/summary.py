@@ -82,7 +82,7 @@ def summary_text(snapshot: Snapshot, source: str, history: History | None = None
     text.append(f"   COW breaks {human_rate(host.cow_ksm_per_s, 'pages')}")
     if host.trace_status:
         text.append(f"   ({host.trace_status})", "dim")
-    if history is not None and len(history):
+    if history is not None and len(history) and snapshot.mode != "remote":  # remote: run state unknown
         state = convergence(list(history)[-CONVERGENCE_WINDOW:])
         text.append("\nMerging ", "bold")
         text.append(state.state, "green" if state.converged else "yellow")
