@@ -99,3 +99,12 @@ def wait_connectable(uri: str = "qemu:///system", timeout: float = 60) -> None:
             connection.close()
 
     wait_for(ok, timeout=timeout, interval=0.5)
+
+
+@pytest.fixture(scope="module")
+def connection(libvirtd: Daemons) -> Iterator[object]:
+    """A LibvirtConnection to qemu:///system for one test module."""
+    from ksmtop.collect.libvirt import LibvirtConnection
+
+    with LibvirtConnection() as connection:
+        yield connection

@@ -24,12 +24,6 @@ ODD_NAME = 'ksmtest "odd", $(id) `id` ünï'
 
 
 @pytest.fixture(scope="module")
-def connection(libvirtd) -> Iterator[LibvirtConnection]:
-    with LibvirtConnection() as connection:
-        yield connection
-
-
-@pytest.fixture(scope="module")
 def odd_domain(connection: LibvirtConnection) -> Iterator[str]:
     """A TCG lab domain whose name has quotes, a comma, shell syntax and non-ASCII; always undefined afterwards."""
     with lab_domain(connection, ODD_NAME) as name:

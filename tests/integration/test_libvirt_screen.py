@@ -36,12 +36,6 @@ NAME = "ksmtest-screen 'vm' \"$(id)\" ü"
 
 
 @pytest.fixture(scope="module")
-def connection(libvirtd) -> Iterator[LibvirtConnection]:
-    with LibvirtConnection() as connection:
-        yield connection
-
-
-@pytest.fixture(scope="module")
 def domain(connection: LibvirtConnection) -> Iterator[str]:
     """A shut-off TCG lab domain with an untrusted-looking name; destroyed and undefined afterwards."""
     with lab_domain(connection, NAME) as name:
