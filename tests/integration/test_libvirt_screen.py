@@ -98,8 +98,11 @@ async def test_start_workload_and_shutdown_of_a_domain_from_the_screen(connectio
         assert app.check_action("stop_guest", ()) is False  # nothing to stop yet
 
         await pilot.press("s")
-        running = await wait_until(pilot, lambda: (r := row(app)) and r.guest is not None and r, timeout=30)
-        assert running.state == "running" and running.guest.pid == running.domain.pid
+        # libvirt starts qemu paused (-S) and resumes it: the row shows "paused" for a moment, then "running"
+        running = await wait_until(
+            pilot, lambda: (r := row(app)) and r.guest and r.state == "running" and r, timeout=30
+        )
+        assert running.guest.pid == running.domain.pid
         assert running.guest.ksm_merging_pages is not None  # /proc's KSM figures for the domain's qemu
         await wait_until(pilot, lambda: app.selected_key == running.key, timeout=10)  # the selection followed
         assert "started domain" in events(app, "guest-start")[-1].text
@@ -131,7 +134,7 @@ async def test_destroy_asks_first(connection, domain):
     connection.start(NAME)
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: (r := row(app)) and r.guest is not None, timeout=30)
+        await wait_until(pilot, lambda: (r := row(app)) and r.guest is not None and r.state == "running", timeout=30)
         await select(pilot, app)
         await pilot.press("x")
         await wait_until(pilot, lambda: app.screen.__class__.__name__ == "ConfirmScreen", timeout=10)
