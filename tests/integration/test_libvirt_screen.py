@@ -273,3 +273,22 @@ def test_an_unreachable_uri_is_said_on_the_mode_line_and_nothing_reaches_stderr(
     assert snapshot["mode"] == "remote" and snapshot["domains"] == []
     assert f"cannot connect to {uri}" in snapshot["libvirt_status"] and "retrying" in snapshot["libvirt_status"]
     assert snapshot["ksm"]["available"] is False and "cannot connect" in snapshot["ksm"]["error"]
+
+
+async def test_a_hung_libvirtd_never_stalls_the_screen(libvirtd):
+    """libvirtd stopped with SIGSTOP answers nothing: samples go on every interval, the header says how old
+    libvirt's answer is, and the rows come back once it runs again."""
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        summary = app.main.query_one("#summary")
+        await wait_until(pilot, lambda: ": connected," in widget_text(summary), timeout=20)
+        subprocess.run(["pkill", "-STOP", "-x", "libvirtd"], check=True)
+        try:
+            await wait_until(pilot, lambda: "no answer for" in widget_text(summary), timeout=30)
+            samples = len(app.history)
+            # a sample that waited on libvirt would never come back while it is stopped: these must
+            await wait_until(pilot, lambda: len(app.history) >= samples + 4, timeout=30)
+            assert app.history.latest.libvirt_status.startswith("libvirt qemu:///system: no answer for")
+        finally:
+            subprocess.run(["pkill", "-CONT", "-x", "libvirtd"], check=True)
+        await wait_until(pilot, lambda: ": connected," in widget_text(summary), timeout=30)
