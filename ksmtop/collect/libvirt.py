@@ -66,6 +66,17 @@ def is_remote(uri: str) -> bool:
     return bool(rest.split("/", 1)[0])
 
 
+def without_prompts(uri: str) -> str:
+    """The URI with ``no_tty=1`` for ssh transports: ssh must never ask for a password or a host key on the
+    terminal the screen is drawn on (use keys or an agent); without it, a prompt would corrupt the screen."""
+    scheme = uri.partition("://")[0]
+    if "+ssh" not in scheme and "+libssh" not in scheme:
+        return uri
+    if "no_tty=" in uri.partition("?")[2]:
+        return uri
+    return uri + ("&" if "?" in uri else "?") + "no_tty=1"
+
+
 def _import_libvirt() -> Any:
     try:
         import libvirt
@@ -133,7 +144,7 @@ class LibvirtConnection:
             raise LibvirtError(self.status)
         self._last_attempt = now
         try:
-            self._conn = libvirt.open(self.uri)
+            self._conn = libvirt.open(without_prompts(self.uri))
         except libvirt.libvirtError as exc:
             self.status = f"cannot connect to {self.uri}: {_words(exc)}"
             raise LibvirtError(self.status) from None

@@ -69,14 +69,14 @@ def _stop_everything(lab: Lab) -> None:
 
 
 @pytest.fixture(scope="session")
-def libvirtd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemons]:
+def libvirtd() -> Iterator[Daemons]:
     """libvirtd and virtlogd, started here when they are not running (no systemd); stopped only if started here."""
     if os.geteuid() != 0 or not libvirtd_support.installed():
         if os.environ.get("CI"):
             pytest.fail("libvirtd is not installed (libvirt-daemon-system) or not root")
         pytest.skip("needs root and libvirt-daemon-system")
     pytest.importorskip("libvirt")
-    daemons = Daemons(tmp_path_factory.mktemp("libvirtd"))
+    daemons = Daemons()
     daemons.start_missing()
     try:
         wait_connectable()

@@ -1,6 +1,7 @@
 """libvirt through the real screen (Pilot) with a real libvirtd and a real TCG domain: domains listed by name
 (shut-off ones too), start, workload, shutdown and destroy from the screen, libvirt's perf faults beside /proc's,
-a remote URI (loopback TCP) with node KSM tunables written through libvirt, and libvirtd restarted mid-session."""
+a remote URI (qemu+ssh through a private sshd) with node KSM tunables written through libvirt, and libvirtd
+killed, restarted and hung mid-session."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 
 pytest.importorskip("libvirt")
 
-from ksmtop.collect.libvirt import LibvirtConnection, _import_libvirt
+from ksmtop.collect.libvirt import LibvirtConnection, _import_libvirt, is_remote
 from ksmtop.control import ControlError, GuestControls
 from ksmtop.lab import Lab
 from ksmtop.model import DomainSample
@@ -25,8 +26,10 @@ from ksmtop.rows import GuestRow, guest_rows
 from ksmtop.source import LiveSource
 from ksmtop.tui.app import KsmTopApp
 from ksmtop.tui.widgets.guests import GuestTable
-from tests.support.libvirtd import REMOTE_URI, lab_domain
+from tests.support import sshd as sshd_support
+from tests.support.libvirtd import lab_domain
 from tests.support.nobody import run_as_nobody
+from tests.support.sshd import Sshd
 from tests.tui.conftest import cell_text, wait_until, widget_text
 
 pytestmark = pytest.mark.guests
@@ -42,8 +45,18 @@ def domain(connection: LibvirtConnection) -> Iterator[str]:
         yield name
 
 
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+    if not sshd_support.installed():
+        if os.environ.get("CI"):
+            pytest.fail("openssh-server is not installed")
+        pytest.skip("needs openssh-server")
+    with sshd_support.private_sshd(tmp_path_factory.mktemp("sshd")) as server:
+        yield server
+
+
 def make_app(uri: str = "qemu:///system", stop_timeout: float = 60.0) -> KsmTopApp:
-    if uri == REMOTE_URI:
+    if is_remote(uri):
         source = RemoteSource(LibvirtConnection(uri))
         controls = GuestControls(
             Lab(prefix="ksmtest-none"), source.add_event, libvirt=LibvirtConnection(uri), local=False
@@ -159,12 +172,8 @@ def _knob(name: str) -> str:
     return Path(f"/sys/kernel/mm/ksm/{name}").read_text().strip()
 
 
-async def test_remote_uri_shows_domains_and_writes_node_tunables_through_libvirt(libvirtd, domain, ksm_guard):
-    if not libvirtd.listening:
-        if os.environ.get("CI"):
-            pytest.fail("libvirtd does not listen on loopback TCP")
-        pytest.skip("a libvirtd started elsewhere does not listen on TCP: stop it to test remote URIs")
-    app = make_app(REMOTE_URI)
+async def test_remote_uri_shows_domains_and_writes_node_tunables_through_libvirt(domain, sshd, ksm_guard):
+    app = make_app(sshd.uri())
     async with app.run_test(size=SIZE) as pilot:
         await select(pilot, app)
         snapshot = app.history.latest
@@ -216,7 +225,7 @@ async def test_libvirtd_killed_and_restarted_mid_session(libvirtd):
         await wait_until(pilot, lambda: ": connected," in widget_text(summary), timeout=60)
 
 
-def test_headless_json_and_recording_carry_domains(libvirtd, domain, tmp_path):
+def test_headless_json_and_recording_carry_domains(domain, sshd, tmp_path):
     """`--once --json` locally and through the remote URI, and `record` of a remote host, read back."""
     ksmtop = [sys.executable, "-m", "ksmtop"]
     local = json.loads(subprocess.run([*ksmtop, "--once", "--json"], capture_output=True, check=True).stdout)
@@ -224,15 +233,13 @@ def test_headless_json_and_recording_carry_domains(libvirtd, domain, tmp_path):
     assert NAME in [d["name"] for d in local["domains"]]
     without = json.loads(subprocess.run([*ksmtop, "--no-libvirt", "--once", "--json"], capture_output=True).stdout)
     assert without["domains"] == [] and without["libvirt_status"] is None
-    if not libvirtd.listening:
-        return
     remote = json.loads(
-        subprocess.run([*ksmtop, "--connect", REMOTE_URI, "--once", "--json"], capture_output=True, check=True).stdout
+        subprocess.run([*ksmtop, "--connect", sshd.uri(), "--once", "--json"], capture_output=True, check=True).stdout
     )
     assert remote["mode"] == "remote" and remote["guests"] == [] and remote["host"]["anon_bytes"] is None
     assert NAME in [d["name"] for d in remote["domains"]]
     path = tmp_path / "remote.jsonl"
-    subprocess.run([*ksmtop, "--connect", REMOTE_URI, "record", "-o", str(path), "-n", "2", "-i", "0.2"], check=True)
+    subprocess.run([*ksmtop, "--connect", sshd.uri(), "record", "-o", str(path), "-n", "2", "-i", "0.2"], check=True)
     snapshots = read_recording(path).snapshots
     assert len(snapshots) == 2 and all(s.mode == "remote" for s in snapshots)
     assert NAME in [d.name for d in snapshots[-1].domains]
@@ -292,3 +299,27 @@ async def test_a_hung_libvirtd_never_stalls_the_screen(libvirtd):
         finally:
             subprocess.run(["pkill", "-CONT", "-x", "libvirtd"], check=True)
         await wait_until(pilot, lambda: ": connected," in widget_text(summary), timeout=30)
+
+
+async def test_a_remote_host_over_qemu_ssh(libvirtd, domain, sshd):
+    """The fleet case: qemu+ssh:// through a real sshd (key login, strict host-key check), then a key the
+    host refuses: said in words, fast, with nothing on the terminal (ssh runs with no_tty)."""
+    app = KsmTopApp(RemoteSource(LibvirtConnection(sshd.uri())), interval=0.5)
+    async with app.run_test(size=SIZE) as pilot:
+        found = await wait_until(pilot, lambda: row(app), timeout=60)
+        assert found.domain.name == NAME and found.guest is None
+        snapshot = app.history.latest
+        assert snapshot.mode == "remote" and str(snapshot.ksm.get("pages_to_scan")) == _knob("pages_to_scan")
+        assert "connected" in widget_text(app.main.query_one("#summary"))
+
+    refused = subprocess.run(
+        [sys.executable, "-m", "ksmtop", "--connect", sshd.uri("otherkey"), "--once", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # no controlling terminal: a password prompt would hang here, not ask
+    )
+    assert refused.returncode == 0 and refused.stderr == ""
+    status = json.loads(refused.stdout)["libvirt_status"]
+    assert "cannot connect" in status and "Permission denied" in status

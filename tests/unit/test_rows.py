@@ -98,3 +98,16 @@ def test_libvirt_fault_rates_per_domain_instance():
     restarted = watcher._with_stats(dataclasses.replace(web, pid=6), {"minor_faults": 3, "major_faults": 0}, now=13.0)
     assert restarted.faults_per_s is None  # a new qemu process: no rate across the restart
     assert watcher._with_stats(web, {}, now=14.0) == web
+
+
+def test_ssh_uris_never_prompt_on_the_screen():
+    from ksmtop.collect.libvirt import is_remote, without_prompts
+
+    assert without_prompts("qemu+ssh://root@kvm7/system") == "qemu+ssh://root@kvm7/system?no_tty=1"
+    assert without_prompts("qemu+ssh://kvm7/system?keyfile=/k") == "qemu+ssh://kvm7/system?keyfile=/k&no_tty=1"
+    assert without_prompts("qemu+libssh2://kvm7/system") == "qemu+libssh2://kvm7/system?no_tty=1"
+    assert without_prompts("qemu+ssh://kvm7/system?no_tty=0") == "qemu+ssh://kvm7/system?no_tty=0"  # theirs
+    assert without_prompts("qemu+tcp://kvm7/system") == "qemu+tcp://kvm7/system"
+    assert without_prompts("qemu:///system") == "qemu:///system"
+    assert is_remote("qemu+ssh://kvm7/system") and is_remote("qemu+tcp://127.0.0.1:16509/system")
+    assert not is_remote("qemu:///system") and not is_remote("qemu+unix:///system")
