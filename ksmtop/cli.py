@@ -109,7 +109,12 @@ def open_source(args: argparse.Namespace) -> Source:
         from ksmtop.remote import RemoteSource
 
         return RemoteSource(LibvirtConnection(uri))
-    return LiveSource(root=args.root, scope=scope, libvirt=LibvirtConnection(uri) if uri else None)
+    source = LiveSource(root=args.root, scope=scope, libvirt=LibvirtConnection(uri) if uri else None)
+    if uri is None and args.no_libvirt:
+        source.description += "; libvirt off (--no-libvirt)"
+    elif uri is None and str(args.root) == "/":
+        source.description += "; no libvirt: libvirt-python is not installed (pip install 'ksmtop[libvirt]')"
+    return source
 
 
 HEADLESS_LIBVIRT_WAIT_S = 15.0
