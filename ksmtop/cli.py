@@ -117,14 +117,21 @@ def open_source(args: argparse.Namespace) -> Source:
     return source
 
 
-HEADLESS_LIBVIRT_WAIT_S = 15.0
-"""Headless output waits this long for libvirt's answer (a libvirtd that just started probes qemu first)."""
+HEADLESS_FIRST_WAIT_S = 15.0
+"""Headless output waits this long for libvirt's first answer (a libvirtd that just started probes qemu first);
+later samples wait no longer than the screen's, so a hung libvirtd does not slow --batch or record down."""
+
+
+def open_headless_source(args: argparse.Namespace) -> Source:
+    source = open_source(args)
+    watcher = getattr(source, "watcher", None)
+    if watcher is not None:
+        watcher.first_wait_s = HEADLESS_FIRST_WAIT_S
+    return source
 
 
 def run_headless(args: argparse.Namespace) -> int:
-    source = open_source(args)
-    if hasattr(source, "libvirt_wait_s"):
-        source.libvirt_wait_s = HEADLESS_LIBVIRT_WAIT_S
+    source = open_headless_source(args)
     try:
         if args.once:
             source.sample()

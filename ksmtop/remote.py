@@ -60,13 +60,12 @@ class RemoteSource:
         self.can_edit = True
         self.why_read_only = ""
         self.watcher = DomainWatcher(connection, node=True, fault_counters=True)
-        self.libvirt_wait_s = REMOTE_WAIT_S  # headless output may wait longer: it has no screen to keep alive
         self._previous: Snapshot | None = None
         self._previous_monotonic = 0.0
         self._events: list[Event] = []
 
     def sample(self) -> Snapshot:
-        view = self.watcher.latest(self.watcher.poke(), self.libvirt_wait_s)
+        view = self.watcher.latest(self.watcher.poke(), REMOTE_WAIT_S)
         now = time.monotonic()
         previous = self._previous
         interval = now - self._previous_monotonic if previous else None

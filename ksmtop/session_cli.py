@@ -127,7 +127,7 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
 
 
 def record(args: argparse.Namespace) -> int:
-    from ksmtop.cli import HEADLESS_LIBVIRT_WAIT_S, open_source
+    from ksmtop.cli import open_headless_source
     from ksmtop.format import human_bytes
     from ksmtop.recording import RecordingWriter
 
@@ -140,9 +140,7 @@ def record(args: argparse.Namespace) -> int:
     next_at = started
     try:
         args.all = args.all or args.record_all
-        source = open_source(args)  # this host (with libvirt when there), or a remote one through --connect
-        if hasattr(source, "libvirt_wait_s"):
-            source.libvirt_wait_s = HEADLESS_LIBVIRT_WAIT_S
+        source = open_headless_source(args)  # this host (with libvirt when there), or a remote one (--connect)
         try:
             while True:
                 snapshot = source.sample()

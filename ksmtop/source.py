@@ -48,7 +48,6 @@ class LiveSource:
         self.can_edit = self.sampler.is_root
         self.why_read_only = "" if self.can_edit else "not root: KSM tunables can only be changed by root"
         self.libvirt = libvirt
-        self.libvirt_wait_s = LIBVIRT_WAIT_S  # headless output may wait longer: it has no screen to keep alive
         self.watcher = None
         if libvirt is not None:
             from ksmtop.collect.libvirt_watch import DomainWatcher
@@ -60,7 +59,7 @@ class LiveSource:
             return self.sampler.sample()
         ticket = self.watcher.poke()  # libvirt answers while /proc is read
         snapshot = self.sampler.sample()
-        view = self.watcher.latest(ticket, self.libvirt_wait_s)
+        view = self.watcher.latest(ticket, LIBVIRT_WAIT_S)
         status = view.status + (f"; {view.perf_note}" if view.perf_note else "")
         return dataclasses.replace(snapshot, domains=view.domains, libvirt_status=status)
 

@@ -51,6 +51,9 @@ class DomainWatcher:
         self._perf_tried: dict[tuple[str, int | None], str] = {}
         self._previous_faults: dict[str, tuple[int, float]] = {}
         self._page_size: int | None = None
+        self.first_wait_s = 0.0
+        """Until the first round has finished, ``latest`` waits this long at least (a libvirtd that has just
+        started probes qemu first; headless output would rather wait than print no domains)."""
         self._thread = threading.Thread(target=self._run, name="ksmtop-libvirt", daemon=True)
         self._thread.start()
 
@@ -64,6 +67,8 @@ class DomainWatcher:
 
     def latest(self, ticket: int = 0, wait_s: float = 0.0) -> LibvirtView:
         """The newest view; waits up to ``wait_s`` for round ``ticket`` (from poke) to finish."""
+        if self._rounds == 0:
+            wait_s = max(wait_s, self.first_wait_s)
         deadline = time.monotonic() + wait_s
         with self._fetched:
             while self._rounds < ticket and not self._stopped:
