@@ -18,12 +18,14 @@ RUN_STATES = {0: ("stopped", "yellow"), 1: ("running", "green"), 2: ("unmerging"
 def mode_text(snapshot: Snapshot) -> Text:
     """Where the figures come from: this host's /proc and /sys, libvirt, or a remote host through libvirt only."""
     status = snapshot.libvirt_status
+    trouble = bool(status) and (": connected," not in status or "no answer" in status)
     if snapshot.mode == "remote":
         text = Text("remote, through libvirt only", "bold magenta")
+    elif not status:
+        text = Text("local /proc and /sys, no libvirt", "bold")
     else:
-        text = Text("local /proc and /sys" + (" + libvirt" if status else ", no libvirt"), "bold")
+        text = Text("local /proc and /sys" + (", libvirt not connected" if trouble else " + libvirt"), "bold")
     if status:
-        trouble = ": connected," not in status or "no answer" in status
         text.append(f"   {status}", "yellow" if trouble else "dim")
     return text
 
