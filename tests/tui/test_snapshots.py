@@ -74,3 +74,15 @@ def test_help_screen(snap_compare):
         await pilot.press("question_mark")
 
     assert snap_compare(replay_app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_libvirt_session_with_a_shut_off_domain_selected(snap_compare):
+    """tests/tui/data/libvirt-session.jsonl: three running lab domains merging and one shut off (lab-4)."""
+
+    async def run_before(pilot) -> None:
+        await _play_to_end(pilot)
+        await pilot.press("N")  # sort by name: lab-1 .. lab-4, the shut-off one last
+        await pilot.press("down", "down", "down")
+
+    app = KsmTopApp(ReplaySource(Path(__file__).parent / "data" / "libvirt-session.jsonl"), interval=1.0)
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
