@@ -85,7 +85,8 @@ class KsmTopApp(SessionControlsMixin, GuestControlsMixin, InsightMixin):
     @property
     def closing(self) -> bool:
         """True once the app is exiting: worker messages that still arrive are dropped (the widgets may be gone)."""
-        return self._exit or not self.main.is_attached  # App._exit: set by App.exit(), before widgets unmount
+        # App._exit is set by App.exit(); a shutdown after an error removes the screen's widgets without it
+        return self._exit or not self.main.is_attached or not self.main.children
 
     def get_default_screen(self) -> MainScreen:
         self.main = MainScreen(id="_default")
@@ -163,6 +164,8 @@ class KsmTopApp(SessionControlsMixin, GuestControlsMixin, InsightMixin):
         self.main.set_banner(messages)
 
     def _show_status(self) -> None:
+        if self.closing:
+            return
         state = "PAUSED (space resumes)" if self.paused else f"sampling every {self.interval:g} s"
         parts = [state, f"last sample {self.last_took_s * 1000:.0f} ms", f"history {len(self.history)} samples"]
         parts = self.session_status(parts)

@@ -138,6 +138,7 @@ async def test_start_workload_and_shutdown_of_a_domain_from_the_screen(connectio
 
         await pilot.press("k")
         await wait_until(pilot, lambda: state(app) == "shut off" and row(app).guest is None, timeout=90)
+        await wait_until(pilot, lambda: events(app, "guest-stop"), timeout=10)  # the next sample carries it
         stop = events(app, "guest-stop")[-1]
         assert stop.data["forced"] is False and "shut down" in stop.text
 
@@ -158,6 +159,7 @@ async def test_destroy_asks_first(connection, domain):
         await wait_until(pilot, lambda: app.screen.__class__.__name__ == "ConfirmScreen", timeout=10)
         await pilot.press("y")
         await wait_until(pilot, lambda: state(app) == "shut off", timeout=30)
+        await wait_until(pilot, lambda: events(app, "guest-stop"), timeout=10)
         assert events(app, "guest-stop")[-1].data["forced"] is True
 
 

@@ -71,6 +71,12 @@ def ksm_areas(pid: int) -> list[tuple[str, str]]:
     return found
 
 
+def smaps_ksm_pages(pid: int) -> int:
+    """KSM pages mapped by ``pid``, summed from the "KSM:" lines of /proc/PID/smaps (the page tables)."""
+    kib = sum(int(line.split()[1]) for _area, line in ksm_areas(pid))
+    return kib * 1024 // os.sysconf("SC_PAGE_SIZE")
+
+
 def pause(guests: list[LabGuest], paused: bool) -> None:
     for guest in guests:
         with guest.qmp() as qmp:
@@ -132,9 +138,15 @@ def test_tracepoints_sharing_matrix_and_diagnosis(perf_lab, ksm_guard):
         )
         assert exact.error is None and quick.error is None
         found = {g.pid: g.merged_pages for g in exact.guests}
+        mapped = {pid: smaps_ksm_pages(pid) for pid in pids}
         for pid in [pid for pid in found if found[pid] != expected[pid]]:
             print(f"{pid}: pagemap {found[pid]}, ksm_stat {expected[pid]}; areas with KSM pages:", ksm_areas(pid))
-        assert found == expected
+        # pagemap + kpageflags count exactly the KSM pages the page tables hold, as smaps counts them ...
+        assert found == mapped
+        # ... and ksm_stat agrees, but for rmap items of pages qemu has since unmapped, which the kernel keeps
+        # counting until ksmd drops them (seen here: 219 of 14.1k pages in one guest of four, 1 run in 3)
+        for pid in pids:
+            assert mapped[pid] <= expected[pid] <= mapped[pid] * 1.05, (pid, mapped[pid], expected[pid])
         assert quick.pairs == exact.pairs  # pairs only need repeated PFNs: the quick report finds them all
         for guest in quick.guests:
             assert guest.merged_pages <= expected[guest.pid]
