@@ -82,7 +82,7 @@ class RemoteSource:
             events=events,
             domains=view.domains,
             mode="remote",
-            libvirt_status=view.status + (f"; {view.perf_note}" if view.perf_note else ""),
+            libvirt_status=view.status,
         )
         self._previous, self._previous_monotonic = snapshot, now
         return snapshot

@@ -47,7 +47,6 @@ class LiveSource:
         self.description = "live" if str(root) == "/" else f"live ({root})"
         self.can_edit = self.sampler.is_root
         self.why_read_only = "" if self.can_edit else "not root: KSM tunables can only be changed by root"
-        self.libvirt = libvirt
         self.watcher = None
         if libvirt is not None:
             from ksmtop.collect.libvirt_watch import DomainWatcher
@@ -60,8 +59,7 @@ class LiveSource:
         ticket = self.watcher.poke()  # libvirt answers while /proc is read
         snapshot = self.sampler.sample()
         view = self.watcher.latest(ticket, LIBVIRT_WAIT_S)
-        status = view.status + (f"; {view.perf_note}" if view.perf_note else "")
-        return dataclasses.replace(snapshot, domains=view.domains, libvirt_status=status)
+        return dataclasses.replace(snapshot, domains=view.domains, libvirt_status=view.status)
 
     def write_tunable(self, name: str, value: str) -> WriteResult:
         result = write_tunable(name, value, self.root)

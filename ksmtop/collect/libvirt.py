@@ -56,10 +56,6 @@ class LibvirtError(Exception):
     """A libvirt failure in words (connection, permission, unknown domain, agent not connected)."""
 
 
-Domain = DomainSample
-"""A libvirt domain as the collector returns it: the model's DomainSample (statistics filled by the watcher)."""
-
-
 def is_remote(uri: str) -> bool:
     """A URI with a host part (qemu+ssh://host/system) reaches another machine: no /proc or /sys there."""
     _scheme, _, rest = uri.partition("://")
@@ -125,10 +121,6 @@ class LibvirtConnection:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @property
-    def connected(self) -> bool:
-        return self._conn is not None
-
     def _connection(self) -> Any:
         libvirt = _import_libvirt()
         if self._conn is not None:
@@ -169,14 +161,15 @@ class LibvirtConnection:
                 raise LibvirtError(f"{what}: {_words(exc)}") from None
 
     # --- domains ------------------------------------------------------------------------------------------
-    def domains(self) -> list[Domain]:
-        """Every domain, shut-off ones included, with the qemu PID of running local ones."""
+    def domains(self) -> list[DomainSample]:
+        """Every domain, shut-off ones included, with the qemu PID of running local ones (as the model's
+        DomainSample; the watcher adds the statistics)."""
         return self._call("listing domains", lambda conn: [self._domain(d) for d in conn.listAllDomains(0)])
 
-    def _domain(self, dom: Any) -> Domain:
+    def _domain(self, dom: Any) -> DomainSample:
         state, max_kib, kib, vcpus, _cpu_time = dom.info()
         name = dom.name()
-        domain = Domain(
+        domain = DomainSample(
             name=name,
             uuid=dom.UUIDString(),
             state=STATE_NAMES.get(state, f"state {state}"),

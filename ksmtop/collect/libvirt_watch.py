@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ksmtop.collect.libvirt import LibvirtConnection, LibvirtError
 from ksmtop.model import DomainSample
@@ -32,8 +32,6 @@ class LibvirtView:
     node_memory: dict[str, int] | None = None
     node_cpus: int | None = None
     page_size: int | None = None
-    perf_note: str = ""
-    errors: tuple[str, ...] = field(default=())
 
 
 class DomainWatcher:
@@ -122,14 +120,17 @@ class DomainWatcher:
             errors.append(str(exc))
         now = time.monotonic()
         samples = tuple(self._with_stats(domain, stats.get(domain.uuid, {}), now) for domain in domains)
-        view = LibvirtView(domains=samples, connected=True, fetched_at=now, perf_note=self._perf_note(samples))
+        view = LibvirtView(domains=samples, connected=True, fetched_at=now)
         if self.node:
             view = self._with_node(view, errors)
         running = sum(1 for domain in samples if domain.running)
         status = f"libvirt {self.connection.uri}: connected, {len(samples)} domains, {running} running"
         if errors:
             status += f" ({errors[0]})"
-        return dataclasses.replace(view, status=status, errors=tuple(errors))
+        perf_note = self._perf_note(samples)
+        if perf_note:
+            status += f"; {perf_note}"
+        return dataclasses.replace(view, status=status)
 
     def _with_stats(self, domain: DomainSample, figures: dict[str, int], now: float) -> DomainSample:
         if not figures:
@@ -164,7 +165,7 @@ class DomainWatcher:
                 self._perf_tried[key] = str(exc)
 
     def _perf_note(self, domains: tuple[DomainSample, ...]) -> str:
-        failures = [why for (uuid, _pid), why in self._perf_tried.items() if why]
+        failures = [why for why in self._perf_tried.values() if why]
         if failures and not any(d.faults_per_s is not None or d.minor_faults is not None for d in domains):
             return f"libvirt perf faults unavailable: {failures[-1]}"
         return ""

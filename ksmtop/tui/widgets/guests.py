@@ -120,11 +120,6 @@ class GuestTable(DataTable):
         self._selected_domain = row.domain.uuid if row is not None and row.domain is not None else None
         self.post_message(self.Selected(key, row.pid if row is not None else None))
 
-    @property
-    def selected_pid(self) -> int | None:
-        row = self._rows.get(self.selected_key) if self.selected_key is not None else None
-        return row.pid if row is not None else None
-
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         event.stop()
         if self._refreshing:
