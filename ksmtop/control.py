@@ -10,14 +10,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from ksmtop.collect.agent import AgentError, GuestAgent
 from ksmtop.collect.libvirt import LibvirtConnection, LibvirtError
 from ksmtop.collect.libvirt_agent import LibvirtAgent
+from ksmtop.guest_actions import WORKLOADS, Control, ControlError, NeedsForce, WorkloadState
 from ksmtop.lab.guests import DEFAULT_MEMORY_MIB, Lab, LabGuest
 from ksmtop.lab.paths import LabError
-from ksmtop.lab.workloads import WORKLOADS, WorkloadRun, WorkloadState, start_workload
+from ksmtop.lab.workloads import WorkloadRun, start_workload
 from ksmtop.model import DomainSample, Event
 from ksmtop.rows import GuestRow
 
@@ -30,26 +30,6 @@ NOT_OURS = "no agent: not started by ksmtop (no guest-agent or QMP socket known)
 
 
 NOT_REMOTE = "not available remotely: only libvirt domains can be controlled on a remote host"
-
-
-class ControlError(Exception):
-    """A control action that failed; the message is one line, fit for the screen."""
-
-
-class NeedsForce(ControlError):
-    """A graceful stop did not stop the guest; a forced stop (with a confirm) is the next step."""
-
-
-@dataclass(frozen=True, slots=True)
-class Control:
-    """Whether the screen can control a guest, and if not, why. ``kind``: 'lab' (ksmtop's own qemu) or 'domain'
-    (through libvirt); ``running`` False for a shut-off domain (it can be started, not stopped)."""
-
-    can_control: bool
-    why: str = ""
-    name: str = ""
-    kind: str = ""
-    running: bool = True
 
 
 class GuestControls:

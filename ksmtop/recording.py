@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ksmtop import __version__
-from ksmtop.collect.ksm import KNOBS
+from ksmtop.knobs import KNOBS
 from ksmtop.model import DomainSample, Event, GuestSample, HostSample, KsmRates, KsmState, Snapshot
 
 FORMAT = "ksmtop-recording"
