@@ -98,18 +98,25 @@ def libvirt_uri(args: argparse.Namespace) -> str | None:
     return DEFAULT_URI
 
 
-def open_source(args: argparse.Namespace) -> Source:
+def open_source(args: argparse.Namespace, headless: bool = False) -> Source:
     """The source the arguments ask for: this host (with libvirt when there), or a remote host via libvirt."""
     from ksmtop.collect.libvirt import LibvirtConnection, is_remote
-    from ksmtop.source import LiveSource
+    from ksmtop.live import LiveSource
 
     uri = libvirt_uri(args)
     scope = "ksm" if args.all else "qemu"
+    first_wait = HEADLESS_FIRST_WAIT_S if headless else 0.0
     if uri is not None and is_remote(uri):
         from ksmtop.remote import RemoteSource
 
-        return RemoteSource(LibvirtConnection(uri))
-    source = LiveSource(root=args.root, scope=scope, libvirt=LibvirtConnection(uri) if uri else None)
+        return RemoteSource(LibvirtConnection(uri), controls=not headless, first_wait_s=first_wait)
+    source = LiveSource(
+        root=args.root,
+        scope=scope,
+        libvirt=LibvirtConnection(uri) if uri else None,
+        controls=not headless and str(args.root) == "/",
+        libvirt_first_wait_s=first_wait,
+    )
     if uri is None and args.no_libvirt:
         source.description += "; libvirt off (--no-libvirt)"
     elif uri is None and str(args.root) == "/":
@@ -123,11 +130,7 @@ later samples wait no longer than the screen's, so a hung libvirtd does not slow
 
 
 def open_headless_source(args: argparse.Namespace) -> Source:
-    source = open_source(args)
-    watcher = getattr(source, "watcher", None)
-    if watcher is not None:
-        watcher.first_wait_s = HEADLESS_FIRST_WAIT_S
-    return source
+    return open_source(args, headless=True)
 
 
 def run_headless(args: argparse.Namespace) -> int:
@@ -153,23 +156,14 @@ def run_headless(args: argparse.Namespace) -> int:
 
 
 def run_tui(args: argparse.Namespace) -> int:
-    from ksmtop.source import LiveSource
     from ksmtop.tui.app import KsmTopApp
 
     if not sys.stdout.isatty():
         print("ksmtop: the screen needs a terminal; use --once --json or --batch for output to a pipe", file=sys.stderr)
         return 2
-    source = open_source(args)
-    controls = None
-    if str(args.root) == "/" or args.connect:
-        from ksmtop.collect.libvirt import LibvirtConnection
-        from ksmtop.control import GuestControls
-
-        uri = libvirt_uri(args)
-        libvirt = LibvirtConnection(uri) if uri else None
-        controls = GuestControls(on_event=source.add_event, libvirt=libvirt, local=isinstance(source, LiveSource))
-    KsmTopApp(source, interval=args.interval, controls=controls).run()
-    return 0
+    app = KsmTopApp(open_source(args), interval=args.interval)
+    app.run()
+    return app.return_code or 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,22 +10,33 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ksmtop.collect.ksm import WriteResult
-from ksmtop.model import Event, Scope, Snapshot
+from ksmtop.diagnose import Diagnosis, diagnose
+from ksmtop.history import HISTORY_SAMPLES, History
+from ksmtop.knobs import WriteResult
+from ksmtop.model import Event, GuestSample, KsmState, Scope, Snapshot
 from ksmtop.recording import Recording, read_recording
-from ksmtop.sampler import HISTORY_SAMPLES, History
+from ksmtop.source import Limits
+
+if TYPE_CHECKING:
+    from ksmtop.collect.pagemap import SharingReport
 
 SPEEDS = (1, 2, 10, 100)
 MIN_FRAME_S = 0.1
 """Shortest wait between frames; faster speeds skip samples on the screen (the sparklines still hold them)."""
 
 
-class ReplaySource:
-    """Yields a recording's Snapshots in order; read-only: tunable writes and scope changes do nothing."""
+LIVE_ONLY = "the sharing matrix reads this host's page tables: live only"
 
-    can_edit = False
+
+class ReplaySource:
+    """Yields a recording's Snapshots in order; read-only: tunable writes and scope changes do nothing.
+    It is its own clock (seek, step, speed)."""
+
+    controls = None
 
     def __init__(self, recording: Recording | str | Path, speed: int = 1) -> None:
         if not isinstance(recording, Recording):
@@ -38,11 +49,21 @@ class ReplaySource:
         self.why_read_only = (
             f"replay of {recording.path.name}: tunables and guest controls act on a live host, not on a recording"
         )
+        self.limits = Limits(
+            tunables=self.why_read_only,
+            widen="a recording holds the scope it was made with",
+            sharing=LIVE_ONLY,
+            controls=self.why_read_only,
+            session=f"replay of {recording.path.name}: it plays at the recording's pace and adds nothing to it",
+        )
+        self.warnings = recording.warnings
         self.speed = speed if speed in SPEEDS else 1
         self.index = -1
         self._target: int | None = 0
         self._stride = 1
         self._lock = threading.Lock()
+        self._history = History()
+        self._history_end = 0  # snapshots[:_history_end] have been appended to _history
 
     # --- the Source protocol ------------------------------------------------------------------------------
     def sample(self) -> Snapshot:
@@ -57,6 +78,9 @@ class ReplaySource:
     def write_tunable(self, name: str, value: str) -> WriteResult:
         return WriteResult(name, None, value, None, ok=False, message=self.why_read_only)
 
+    def unavailable_knobs(self, state: KsmState) -> dict[str, str]:
+        return {}
+
     def set_scope(self, scope: Scope) -> None:
         """The recording holds the scope it was made with."""
 
@@ -66,8 +90,19 @@ class ReplaySource:
     def select(self, pid: int | None) -> None:
         pass
 
+    def diagnose(self, guest: GuestSample, snapshot: Snapshot, full_scans: int | None) -> Diagnosis:
+        """From the recorded figures alone (a recording holds no smaps)."""
+        return diagnose(guest, snapshot.ksm, None, snapshot.host.page_size, full_scans)
+
+    def sharing(self, guests: Sequence[GuestSample], exact: bool = False) -> SharingReport:
+        raise RuntimeError(LIVE_ONLY)
+
     def close(self) -> None:
         pass
+
+    @property
+    def clock(self) -> ReplaySource:
+        return self
 
     # --- time controls ------------------------------------------------------------------------------------
     @property
@@ -119,11 +154,18 @@ class ReplaySource:
         return max(wait * self._stride, MIN_FRAME_S if self._stride > 1 else 0.0)
 
     def history(self) -> History:
-        """The history the screen would hold live at this position (sparklines and the event timeline)."""
+        """The history the screen would hold live at this position (sparklines and the event timeline).
+
+        Playing forward appends the frames since the last call to the same History; a jump back (or far ahead)
+        builds it anew. The screen can tell a new History from the same one grown by identity."""
         end = max(self.index, 0) + 1
-        history = History()
-        history.snapshots.extend(self.snapshots[max(0, end - HISTORY_SAMPLES) : end])
-        return history
+        if not self._history_end or end < self._history_end or end - self._history_end > HISTORY_SAMPLES:
+            self._history = History()
+            self._history_end = max(0, end - HISTORY_SAMPLES)
+        for snapshot in self.snapshots[self._history_end : end]:
+            self._history.append(snapshot)
+        self._history_end = end
+        return self._history
 
     def position_text(self) -> str:
         """'12:00:42 +00:42/05:00 sample 43/300', the clock in local time."""

@@ -179,8 +179,9 @@ def replay(args: argparse.Namespace, recording: Any) -> int:
         print("ksmtop: replay needs a terminal; use `ksmtop export` for files", file=sys.stderr)
         return 2
     source = ReplaySource(recording, speed=args.speed)
-    interval = recording.header.get("interval_s") or 1.0
-    app = KsmTopApp(source, interval=interval, controls=None)
-    app.paused = args.paused
+    interval = recording.header.get("interval_s")
+    if not isinstance(interval, int | float) or isinstance(interval, bool) or not 0.05 <= interval <= 3600:
+        interval = 1.0  # the header's interval is only the pace of a frame without a neighbour to time it by
+    app = KsmTopApp(source, interval=float(interval), paused=args.paused)
     app.run()
-    return 0
+    return app.return_code or 0
