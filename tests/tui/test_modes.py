@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ksmtop.source import LiveSource
+from ksmtop.live import LiveSource
 from ksmtop.tui.app import KsmTopApp
 from ksmtop.tui.widgets.guests import GuestTable
 from tests.fixtures.tree import FakeRoot
