@@ -23,34 +23,36 @@ STATUS_WORDS = 90
 
 def libvirt_words(status: str) -> tuple[str, bool]:
     """libvirt's state in a few words for the mode line, and whether it is in trouble. The watcher's full text
-    (socket paths, errors) stays in the help screen."""
-    connected = ": connected," in status and "no answer" not in status
-    if connected:
-        words = status
+    (socket paths, errors) stays in the help screen (?)."""
+    if ": connected," in status and "no answer" not in status:
+        words, trouble = status, False
     elif "cannot connect" in status:
         uri = status.split("cannot connect to ", 1)[-1].split(": ", 1)[0] if "cannot connect to " in status else ""
+        uri = uri.split("?", 1)[0]
         state = "not running" if any(sign in status for sign in NOT_RUNNING) else "cannot connect"
-        words = f"libvirt: {state}" + (f" ({uri})" if uri else "") + "; retrying (? for details)"
+        words, trouble = f"libvirt: {state}" + (f" ({uri})" if uri else "") + ", retrying; ? for details", True
     else:
-        words = status
+        words, trouble = status, True
     if len(words) > STATUS_WORDS:
         words = words[: STATUS_WORDS - 1] + "…"
-    return words, not connected
+    return words, trouble
 
 
 def mode_text(snapshot: Snapshot) -> Text:
     """Where the figures come from: this host's /proc and /sys, libvirt, or a remote host through libvirt only."""
     status = snapshot.libvirt_status
-    words, trouble = libvirt_words(status) if status else ("", False)
     if snapshot.mode == "remote":
         text = Text("remote, through libvirt only", "bold magenta")
-    elif not status:
-        text = Text("local /proc and /sys, no libvirt", "bold")
-    else:
-        text = Text("local /proc and /sys" + (", libvirt not connected" if trouble else " + libvirt"), "bold")
-    if words:
-        text.append(f"   {words}", "yellow" if trouble else "dim")
-    return text
+        if status:
+            words, trouble = libvirt_words(status)
+            text.append(f"   {words}", "yellow" if trouble else "dim")
+        return text
+    if not status:
+        return Text("local /proc and /sys, no libvirt", "bold")
+    words, trouble = libvirt_words(status)
+    if trouble:
+        return Text.assemble(("local /proc and /sys; ", "bold"), (words, "yellow"))
+    return Text.assemble(("local /proc and /sys + libvirt", "bold"), (f"   {words}", "dim"))
 
 
 def summary_text(snapshot: Snapshot, source: str, history: History | None = None, merging: Text | None = None) -> Text:
