@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable
+from importlib.resources import files
 from pathlib import Path
 
 from textual.app import App, SystemCommand
@@ -50,11 +51,14 @@ SORT_BINDINGS = [
     Binding("N", "sort_by('name')", "Sort name", show=False),
 ]
 GUEST_KEYS = ("start_guest", "stop_guest", "destroy_guest", "workload")
+STYLESHEET = files("ksmtop.tui").joinpath("ksmtop.tcss").read_text(encoding="utf-8")
+"""Read once, when the app's module is imported: a screen that later runs with fewer rights (a test that drops
+to nobody after importing as root; a package directory that became unreadable) needs no file to draw."""
 
 
 class KsmTopApp(App[None]):
     TITLE = "ksmtop"
-    CSS_PATH = "ksmtop.tcss"
+    CSS = STYLESHEET
     BINDINGS = [
         Binding("q", "quit", "Quit"),
         Binding("question_mark", "help", "Help"),
