@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         if args.textfile is not None:
             where.append(f"writing {args.textfile}")
         print(
-            f"ksmtop exporter: {' and '.join(where)}, sampling every {options.interval:g} s ({source.description})",
+            f"ksmtop exporter: {' and '.join(where)}; sampling every {options.interval:g} s ({source.description})",
             file=sys.stderr,
             flush=True,
         )
