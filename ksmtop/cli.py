@@ -75,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     from ksmtop import session_cli
 
     session_cli.register(subparsers)
+    from ksmtop.exporter import cli as exporter_cli
+    from ksmtop.fleet import cli as fleet_cli
+
+    exporter_cli.register(subparsers)
+    fleet_cli.register(subparsers)
     return parser
 
 
@@ -183,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
             return session_cli.run(args)
         except KeyboardInterrupt:
             return 130
+    if args.command in ("exporter", "fleet"):
+        return args.run_command(args)
     if (args.once or args.batch) and not args.json:
         parser.error("--once and --batch print JSON: add --json")
     if args.json and not (args.once or args.batch):
