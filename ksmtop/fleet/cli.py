@@ -1,4 +1,4 @@
-"""``ksmtop fleet``: many hosts through Prometheus. Headless (--once/--batch, JSON) here; the screen is a hook.
+"""``ksmtop fleet``: many hosts through Prometheus, on the screen (ksmtop/tui/fleet.py) or headless (JSON).
 
 ksmtop fleet --prometheus http://prometheus:9090 --once --json       # one FleetSnapshot
 ksmtop fleet --prometheus URL --batch --json -n 10 -o fleet.jsonl.gz # JSON lines, recorded
@@ -72,11 +72,15 @@ def open_fleet_source(args: argparse.Namespace) -> Any:
 
 
 def launch_screen(source: Any, args: argparse.Namespace) -> int:
-    """HOOK for the fleet screen (the lead builds it on FleetSource): run the Textual fleet screen on ``source``
-    (``source.sample()`` every ``args.fleet_interval`` s in a worker; ``source.select(key)`` on Enter) and
-    return the exit code. Until then the headless modes are what there is."""
-    print("ksmtop fleet: the fleet screen is not built yet; use --once --json or --batch --json", file=sys.stderr)
-    return 2
+    """The fleet screen on ``source`` (a look every ``args.fleet_interval`` s, in a worker)."""
+    from ksmtop.tui.fleet import FleetApp
+
+    if not sys.stdout.isatty():
+        print("ksmtop fleet: the screen needs a terminal; use --once --json or --batch --json", file=sys.stderr)
+        return 2
+    app = FleetApp(source, interval=args.fleet_interval)
+    app.run()
+    return app.return_code or 0
 
 
 def _print(snapshot: FleetSnapshot) -> None:
