@@ -4,6 +4,7 @@ sessions (record, replay, export, plot: ksmtop/session_cli.py)."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ksmtop import __version__
+from ksmtop.config import config_path
+from ksmtop.config import load as load_preferences
 from ksmtop.model import Snapshot, to_dict
 
 if TYPE_CHECKING:
@@ -46,7 +49,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="top for memory deduplication (KSM) on KVM hosts: per-guest merging, tunables, ksmd's price.",
     )
     parser.add_argument("--version", action="version", version=f"ksmtop {__version__}")
-    parser.add_argument("-i", "--interval", type=_positive_seconds, default=1.0, help="seconds between samples")
+    parser.add_argument(
+        "-i",
+        "--interval",
+        type=_positive_seconds,
+        default=None,
+        help="seconds between samples (default 1, or the config's)",
+    )
+    parser.add_argument(
+        "--config", metavar="PATH", help="preferences file (default $XDG_CONFIG_HOME/ksmtop/config.toml; W saves)"
+    )
     parser.add_argument(
         "-a", "--all", action="store_true", help="show every process taking part in KSM, not only qemu guests"
     )
@@ -160,13 +172,35 @@ def run_headless(args: argparse.Namespace) -> int:
     return 0
 
 
+def apply_preferences(args: argparse.Namespace) -> None:
+    """The config file's preferences where the command line gives none (a bad file: its line, then defaults)."""
+    preferences, warning = load_preferences(args.config)
+    args.preferences, args.config_warning = preferences, warning
+    if warning and (args.once or args.batch or not sys.stdout.isatty()):
+        print(f"ksmtop: {warning}", file=sys.stderr)
+    if args.interval is None:
+        args.interval = preferences.interval
+    if not args.all and preferences.scope == "ksm":
+        args.all = True
+    if args.connect is None and not args.no_libvirt and preferences.connect:
+        args.connect = preferences.connect
+    if args.connect:  # the URI in use is the one W saves
+        args.preferences = dataclasses.replace(preferences, connect=args.connect)
+
+
 def run_tui(args: argparse.Namespace) -> int:
     from ksmtop.tui.app import KsmTopApp
 
     if not sys.stdout.isatty():
         print("ksmtop: the screen needs a terminal; use --once --json or --batch for output to a pipe", file=sys.stderr)
         return 2
-    app = KsmTopApp(open_source(args), interval=args.interval)
+    app = KsmTopApp(
+        open_source(args),
+        interval=args.interval,
+        preferences=args.preferences,
+        config_file=config_path(args.config),
+        config_warning=args.config_warning,
+    )
     app.run()
     return app.return_code or 0
 
@@ -190,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
             return 130
     if args.command in ("exporter", "fleet"):
         return args.run_command(args)
+    apply_preferences(args)
     if (args.once or args.batch) and not args.json:
         parser.error("--once and --batch print JSON: add --json")
     if args.json and not (args.once or args.batch):

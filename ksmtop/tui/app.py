@@ -19,6 +19,8 @@ from textual.binding import Binding
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
+from ksmtop.config import DEFAULTS, Preferences
+from ksmtop.config import save as save_preferences
 from ksmtop.convergence import TradeTracker, convergence
 from ksmtop.history import History
 from ksmtop.knobs import WriteResult
@@ -27,6 +29,7 @@ from ksmtop.recording import RecordingWriter
 from ksmtop.source import Source
 from ksmtop.tui.guest_control import CONTROL_BINDINGS, GuestController
 from ksmtop.tui.insight import InsightController
+from ksmtop.tui.screens.columns import ColumnsScreen
 from ksmtop.tui.screens.help import HelpScreen
 from ksmtop.tui.screens.interval import IntervalScreen
 from ksmtop.tui.screens.main import MainScreen
@@ -68,18 +71,33 @@ class KsmTopApp(App[None]):
         Binding("slash,backslash", "filter", "Filter"),
         Binding("tab", "focus_next", "Next pane", show=False),
         Binding("m", "sharing", "Sharing"),
+        Binding("f", "columns", "Columns", show=False),
+        Binding("W", "save_preferences", "Save setup", show=False),
         *CONTROL_BINDINGS,
         *SESSION_BINDINGS,
         *SORT_BINDINGS,
     ]
 
     def __init__(
-        self, source: Source, interval: float = 1.0, *, paused: bool = False, record_dir: Path | None = None
+        self,
+        source: Source,
+        interval: float | None = None,
+        *,
+        paused: bool = False,
+        record_dir: Path | None = None,
+        preferences: Preferences = DEFAULTS,
+        config_file: Path | None = None,
+        config_warning: str | None = None,
     ) -> None:
+        """``preferences``: the config file's (sort, columns); ``config_file``: where W saves them;
+        ``config_warning``: why the file could not be used (said once on the screen)."""
         super().__init__()
         self.source = source
-        self.interval = interval
-        self.view = View()
+        self.interval = interval if interval is not None else preferences.interval
+        self.preferences = preferences
+        self.config_file = config_file
+        self.config_warning = config_warning
+        self.view = View(sort_key=preferences.sort, sort_reverse=preferences.reverse, columns=preferences.columns)
         self.history = History()
         self.trends = Trends()
         self.trade = TradeTracker()
@@ -122,6 +140,8 @@ class KsmTopApp(App[None]):
 
     def on_main_screen_ready(self, message: MainScreen.Ready) -> None:
         """The screen's widgets exist: start sampling."""
+        if self.config_warning:
+            self.notify(self.config_warning, title="Preferences", severity="warning", timeout=15)
         self.main.set_read_only(self.source.limits.tunables)
         self._set_banner(None)
         self.sample_now()
@@ -230,7 +250,9 @@ class KsmTopApp(App[None]):
             merging = merging_text(convergence(self.history.last(CONVERGENCE_WINDOW)), snapshot.host.page_size)
         main.show_summary(summary_text(snapshot, self.source.description, merging=merging))
         self._set_banner(snapshot)
-        main.show_table(view.table, view.selection.key, view.header_labels(), view.sort_key, view.sort_reverse)
+        main.show_table(
+            view.table, view.selection.key, view.header_labels(), view.sort_key, view.sort_reverse, view.columns
+        )
         main.show_tunables(snapshot.ksm, self.source.unavailable_knobs(snapshot.ksm), self.trade.points())
         main.show_timeline(list(self.events))
         main.show_graphs(self.trends)
@@ -304,7 +326,9 @@ class KsmTopApp(App[None]):
 
     def _redraw_table(self) -> None:
         view = self.view
-        self.main.show_table(view.table, view.selection.key, view.header_labels(), view.sort_key, view.sort_reverse)
+        self.main.show_table(
+            view.table, view.selection.key, view.header_labels(), view.sort_key, view.sort_reverse, view.columns
+        )
         self.redraw_selected()
 
     def on_tunables_panel_write_requested(self, message: TunablesPanel.WriteRequested) -> None:
@@ -383,6 +407,36 @@ class KsmTopApp(App[None]):
         self.source.set_scope(scope)
         self.notify("showing every process using KSM" if scope == "ksm" else "showing qemu guests only")
         self.sample_soon()
+
+    def action_columns(self) -> None:
+        def chosen(columns: tuple[str, ...] | None) -> None:
+            if columns is not None:
+                self.view.show_columns(columns)
+                self._redraw_table()
+
+        self.push_screen(ColumnsScreen(self.view.columns), chosen)
+
+    def action_save_preferences(self) -> None:
+        """W, as in top: the interval, sort, scope, columns and libvirt URI in use, saved to the config file."""
+        snapshot = self.view.snapshot
+        preferences = Preferences(
+            interval=self.interval,
+            sort=self.view.sort_key,
+            reverse=self.view.sort_reverse,
+            scope=snapshot.scope if snapshot is not None else self.preferences.scope,
+            columns=self.view.columns,
+            connect=self.preferences.connect,
+        )
+        target = self.config_file
+
+        def saved(path: Path) -> None:
+            self.preferences = preferences
+            self.notify(f"preferences saved to {path}", title="Saved")
+
+        def failed(exc: BaseException) -> None:
+            self.notify(f"could not save the preferences: {error_text(exc)}", severity="error")
+
+        in_thread(self, lambda: save_preferences(preferences, target), saved, group="config", failed=failed)
 
     def action_filter(self) -> None:
         self.main.show_filter()

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from ksmtop.history import History
 from ksmtop.model import Snapshot
 from ksmtop.rows import GuestRow, guest_rows
-from ksmtop.tui.columns import BY_KEY, COLUMN_KEYS, COLUMNS
+from ksmtop.tui.columns import BY_KEY, COLUMN_KEYS, COLUMNS, Column
 from ksmtop.tui.widgets.line_table import TableRow
 
 GRAPH_WINDOW = 600
@@ -39,8 +39,8 @@ def sort_rows(rows: list[GuestRow], key: str, reverse: bool, page_size: int, nam
     return [row for _, row in known] + unknown
 
 
-def table_row(row: GuestRow, page_size: int) -> TableRow:
-    cells = tuple(column.show(column.value(row, page_size)) for column in COLUMNS)
+def table_row(row: GuestRow, page_size: int, columns: tuple[Column, ...] = COLUMNS) -> TableRow:
+    cells = tuple(column.show(column.value(row, page_size)) for column in columns)
     shut_off = row.guest is None and row.domain is not None and not row.domain.running
     return TableRow(row.key, cells, "dim" if shut_off else "")
 
@@ -61,6 +61,8 @@ class View:
     sort_key: str = "ksm_merging_pages"
     sort_reverse: bool = True
     name_filter: str = ""
+    columns: tuple[str, ...] = COLUMN_KEYS
+    """The visible columns, in table order."""
     selection: Selection = field(default_factory=Selection)
     snapshot: Snapshot | None = None
     rows: dict[str, GuestRow] = field(default_factory=dict)
@@ -81,7 +83,8 @@ class View:
             return
         page = snapshot.host.page_size
         ordered = sort_rows(list(self.rows.values()), self.sort_key, self.sort_reverse, page, self.name_filter)
-        self.table = [table_row(row, page) for row in ordered]
+        columns = self.visible_columns
+        self.table = [table_row(row, page, columns) for row in ordered]
         self._follow(ordered)
 
     def _follow(self, ordered: list[GuestRow]) -> None:
@@ -139,9 +142,17 @@ class View:
         self.name_filter = text
         self.rebuild_table()
 
+    @property
+    def visible_columns(self) -> tuple[Column, ...]:
+        return tuple(column for column in COLUMNS if column.key in self.columns or column.key == "name")
+
+    def show_columns(self, keys: tuple[str, ...]) -> None:
+        self.columns = tuple(key for key in COLUMN_KEYS if key in keys or key == "name")
+        self.rebuild_table()
+
     def header_labels(self) -> list[str]:
         mark = " ▼" if self.sort_reverse else " ▲"
-        return [column.label + (mark if column.key == self.sort_key else "") for column in COLUMNS]
+        return [column.label + (mark if column.key == self.sort_key else "") for column in self.visible_columns]
 
 
 class Trends:

@@ -65,7 +65,7 @@ async def test_without_libvirtd_the_mode_line_says_so_in_a_few_words():
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(
             pilot,
-            lambda: "cannot connect" in ((app.history.latest or None) and app.history.latest.libvirt_status or ""),
+            lambda: "cannot connect" in (((app.history.latest or None) and app.history.latest.libvirt_status) or ""),
         )
         await pilot.pause(0.3)
         header = widget_text(app.main.summary)
@@ -119,3 +119,38 @@ async def test_one_sample_at_a_time_and_requests_while_one_runs_are_coalesced():
         await pilot.pause(1.0)
         assert source.most == 1
         assert source.samples - before <= 8  # 20 requests in 0.2 s became a few samples, not 20 at once
+
+
+async def test_w_saves_the_setup_and_f_chooses_columns_and_the_next_start_keeps_them(tmp_path):
+    from ksmtop.config import Preferences, load
+    from ksmtop.tui.widgets.guests import GuestTable
+
+    path = tmp_path / "ksmtop" / "config.toml"
+    app = KsmTopApp(ReplaySource(LIBVIRT_SESSION), interval=1.0, config_file=path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.history.latest is not None)
+        await pilot.press("space", "N")  # sort by name
+        await pilot.press("f")
+        assert app.screen.__class__.__name__ == "ColumnsScreen"
+        await pilot.press("down", "space")  # the second choice (after PID): State, off
+        await pilot.press("enter")
+        table = app.query_one(GuestTable)
+        assert app.screen is app.main and "domain_state" not in app.view.columns
+        with pytest.raises(KeyError):
+            table.get_cell(table.rows[0], "domain_state")
+        await pilot.press("W")
+        await wait_until(pilot, lambda: path.exists())
+    saved, warning = load(path)
+    assert warning is None
+    assert (saved.sort, saved.reverse, saved.interval) == ("name", False, 1.0)
+    assert "domain_state" not in saved.columns and "rss_bytes" in saved.columns
+
+    again = KsmTopApp(ReplaySource(LIBVIRT_SESSION), preferences=saved, config_file=path)
+    async with again.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: again.history.latest is not None)
+        table = again.query_one(GuestTable)
+        assert (table.sort_key, table.sort_reverse) == ("name", False)
+        assert "domain_state" not in again.view.columns
+        names = [table.get_cell(key, "name") for key in table.rows]
+        assert names == sorted(names, key=str.casefold)
+    assert Preferences().interval == 1.0

@@ -24,6 +24,8 @@ KEYS = (
     ("I", "invert the sort order"),
     ("M P K F N", "sort by RSS, CPU, merged pages, faults/s, name (again: invert)"),
     ("click header", "sort by that column"),
+    ("f", "choose the guest table's columns (like top's f)"),
+    ("W", "save the setup (interval, sort, scope, columns, libvirt URI) to the config file, like top's W"),
     ("tab", "move between the guest table and the tunables"),
     ("enter", "on a tunable: edit it; enter again writes it; esc cancels"),
     ("m", "sharing matrix: pages every pair of guests shares (pagemap + kpageflags; r recomputes, e exact)"),

@@ -78,9 +78,15 @@ class MainScreen(Screen[None]):
         self.summary.show_text(text)
 
     def show_table(
-        self, rows: Sequence[TableRow], selected: str | None, labels: Sequence[str], sort_key: str, reverse: bool
+        self,
+        rows: Sequence[TableRow],
+        selected: str | None,
+        labels: Sequence[str],
+        sort_key: str,
+        reverse: bool,
+        columns: Sequence[str],
     ) -> None:
-        self.table.show(rows, selected, labels, sort_key, reverse)
+        self.table.show(rows, selected, labels, sort_key, reverse, columns)
 
     def show_details(self, row: GuestRow | None, snapshot: Snapshot, control: str, insight: str) -> None:
         self.details.show_guest(row, snapshot, control, insight)
