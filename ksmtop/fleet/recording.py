@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import math
 import os
 import threading
 import time
@@ -31,7 +30,7 @@ from typing import IO, Any
 
 from ksmtop import __version__
 from ksmtop.fleet.model import FleetSnapshot, from_dict, to_dict
-from ksmtop.replay import MIN_FRAME_S, SPEEDS, _clock
+from ksmtop.replay_clock import ReplayClock
 from ksmtop.safetext import safe
 
 FORMAT = "ksmtop-fleet-recording"
@@ -167,10 +166,11 @@ class RecordingFleetSource:
         self.inner.close()
 
 
-class FleetReplaySource:
-    """A fleet recording played back; read-only, with the time controls of ReplaySource."""
+class FleetReplaySource(ReplayClock[FleetSnapshot]):
+    """A fleet recording played back; read-only, with the time controls of ReplaySource (a ReplayClock)."""
 
     can_edit = False
+    unit = "look"
 
     def __init__(self, recording: FleetRecording | str | Path, speed: int = 1) -> None:
         if not isinstance(recording, FleetRecording):
@@ -181,20 +181,11 @@ class FleetReplaySource:
         self.snapshots = recording.snapshots
         self.description = f"fleet replay {recording.path.name}"
         self.why_read_only = f"replay of {recording.path.name}"
-        self.speed = speed if speed in SPEEDS else 1
-        self.index = -1
-        self._target: int | None = 0
-        self._stride = 1
-        self._lock = threading.Lock()
         self.selected: str | None = None
+        super().__init__(recording.snapshots, speed)
 
     def sample(self) -> FleetSnapshot:
-        with self._lock:
-            if self._target is not None:
-                self.index, self._target = self._target, None
-            else:
-                self.index = min(self.index + self._stride, self.last)
-            return self.snapshots[self.index]
+        return self.next_frame()
 
     def select(self, key: str | None) -> None:
         """Guest sparklines are those recorded (of the host selected then)."""
@@ -202,49 +193,3 @@ class FleetReplaySource:
 
     def close(self) -> None:
         pass
-
-    @property
-    def last(self) -> int:
-        return len(self.snapshots) - 1
-
-    @property
-    def at_end(self) -> bool:
-        return self.index >= self.last
-
-    @property
-    def current(self) -> FleetSnapshot:
-        return self.snapshots[max(self.index, 0)]
-
-    def seek(self, index: int) -> int:
-        with self._lock:
-            self._target = max(0, min(index, self.last))
-            return self._target
-
-    def step(self, count: int) -> int:
-        return self.seek(self.index + count)
-
-    def set_speed(self, speed: int) -> int:
-        self.speed = speed if speed in SPEEDS else 1
-        return self.speed
-
-    def change_speed(self, direction: int) -> int:
-        position = SPEEDS.index(self.speed) + direction
-        return self.set_speed(SPEEDS[max(0, min(position, len(SPEEDS) - 1))])
-
-    def frame_interval(self, fallback: float = 5.0) -> float:
-        if self.at_end:
-            self._stride = 1
-            return fallback
-        gap = self.snapshots[self.index + 1].time - self.current.time
-        wait = (gap if gap > 0 else fallback) / self.speed
-        self._stride = max(1, math.ceil(MIN_FRAME_S / wait)) if wait < MIN_FRAME_S else 1
-        return max(wait * self._stride, MIN_FRAME_S if self._stride > 1 else 0.0)
-
-    def position_text(self) -> str:
-        snapshot = self.current
-        start = self.snapshots[0].time
-        clock = time.strftime("%H:%M:%S", time.localtime(snapshot.time))
-        return (
-            f"{clock} +{_clock(snapshot.time - start)}/{_clock(self.snapshots[-1].time - start)} "
-            f"look {max(self.index, 0) + 1}/{len(self.snapshots)}"
-        )

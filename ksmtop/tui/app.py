@@ -14,9 +14,8 @@ from collections.abc import Callable, Iterable
 from importlib.resources import files
 from pathlib import Path
 
-from textual.app import App, SystemCommand
+from textual.app import SystemCommand
 from textual.binding import Binding
-from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from ksmtop.config import DEFAULTS, Preferences
@@ -27,11 +26,11 @@ from ksmtop.knobs import WriteResult
 from ksmtop.model import Event, Snapshot
 from ksmtop.recording import RecordingWriter
 from ksmtop.source import Source
+from ksmtop.tui.base import SamplingApp
 from ksmtop.tui.guest_control import CONTROL_BINDINGS, GuestController
 from ksmtop.tui.insight import InsightController
 from ksmtop.tui.screens.columns import ColumnsScreen
 from ksmtop.tui.screens.help import HelpScreen
-from ksmtop.tui.screens.interval import IntervalScreen
 from ksmtop.tui.screens.main import MainScreen
 from ksmtop.tui.screens.sharing import SharingScreen
 from ksmtop.tui.session import SESSION_BINDINGS, SessionController, record_once
@@ -41,7 +40,7 @@ from ksmtop.tui.widgets.line_table import LineTable
 from ksmtop.tui.widgets.summary import CONVERGENCE_WINDOW, merging_text, summary_text
 from ksmtop.tui.widgets.timeline import SHOWN
 from ksmtop.tui.widgets.tunables import TunablesPanel
-from ksmtop.tui.work import Finished, SampleLoop, error_text, in_thread
+from ksmtop.tui.work import SampleLoop, error_text, in_thread
 
 SORT_BINDINGS = [
     Binding("less_than_sign", "sort_step(-1)", "Sort ←", show=False),
@@ -59,7 +58,7 @@ STYLESHEET = files("ksmtop.tui").joinpath("ksmtop.tcss").read_text(encoding="utf
 to nobody after importing as root; a package directory that became unreadable) needs no file to draw."""
 
 
-class KsmTopApp(App[None]):
+class KsmTopApp(SamplingApp):
     TITLE = "ksmtop"
     CSS = STYLESHEET
     BINDINGS = [
@@ -104,6 +103,7 @@ class KsmTopApp(App[None]):
         self.events: deque[Event] = deque(maxlen=SHOWN)
         self.loop = SampleLoop(self, self)
         self.loop.paused = paused
+        self.clock = source.clock
         self.guests = GuestController(self, source, self.redraw_selected, self.sample_now)
         self.session = SessionController(self, source, record_dir or Path.cwd(), self.sample_now, lambda: self.interval)
         self.insight = InsightController(self, source, self.redraw_selected)
@@ -113,10 +113,6 @@ class KsmTopApp(App[None]):
         self._last_taken: Snapshot | None = None
 
     # --- state the tests and the command palette read -----------------------------------------------------
-    @property
-    def paused(self) -> bool:
-        return self.loop.paused
-
     @property
     def selected_key(self) -> str | None:
         return self.view.selection.key
@@ -146,22 +142,6 @@ class KsmTopApp(App[None]):
         self._set_banner(None)
         self.sample_now()
 
-    def notify(
-        self,
-        message: str,
-        *,
-        title: str = "",
-        severity: SeverityLevel = "information",
-        timeout: float | None = None,
-        markup: bool = False,
-    ) -> None:
-        """Notifications are plain text unless a caller asks for markup: they carry names and error texts."""
-        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
-
-    def on_finished(self, message: Finished) -> None:
-        if not self.closing:
-            message.apply()
-
     # --- sampling (SampleLoop's host) ---------------------------------------------------------------------
     def sample_now(self) -> None:
         self.loop.request()
@@ -186,7 +166,7 @@ class KsmTopApp(App[None]):
 
     def sample_failed(self, error: str) -> None:
         self.sample_error = error
-        self._show_status()
+        self.show_status()
 
     def sample_landed(self, landed: object, took_s: float) -> None:
         snapshot, recorder, error = landed  # type: ignore[misc]
@@ -268,7 +248,7 @@ class KsmTopApp(App[None]):
         row = self.view.selected
         self.main.show_details(row, snapshot, self.guests.text_for(row), self.insight.text_for(self.view.selected_pid))
         self._refresh_keys()
-        self._show_status()
+        self.show_status()
 
     def _refresh_keys(self) -> None:
         """The footer is rebuilt only when the keys offered changed (rebuilding it costs more than a sample)."""
@@ -287,7 +267,7 @@ class KsmTopApp(App[None]):
             messages.append(f"KSM unavailable: {snapshot.ksm.error}. The guest list still works.")
         self.main.set_banner(messages)
 
-    def _show_status(self) -> None:
+    def show_status(self) -> None:
         if self.closing:
             return
         session = self.session.status(playing=not self.paused)
@@ -351,6 +331,8 @@ class KsmTopApp(App[None]):
 
     # --- actions ------------------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action.startswith("replay_"):
+            return self.clock is not None
         allowed = self.session.allows(action)
         if allowed is not None:
             return allowed
@@ -387,16 +369,7 @@ class KsmTopApp(App[None]):
 
     def action_pause(self) -> None:
         self.loop.pause(not self.paused)
-        self._show_status()
-
-    def action_interval(self) -> None:
-        def chosen(value: float | None) -> None:
-            if value is not None:
-                self.interval = value
-                self.notify(f"refresh interval {value:g} s")
-                self.sample_soon()
-
-        self.push_screen(IntervalScreen(self.interval), chosen)
+        self.show_status()
 
     def action_widen(self) -> None:
         snapshot = self.view.snapshot
@@ -460,26 +433,6 @@ class KsmTopApp(App[None]):
         self.guests.workload(self.view.selected)
 
     # --- replay keys (only offered with a clock) ----------------------------------------------------------
-    def action_replay_step(self, count: int) -> None:
-        clock = self.session.clock
-        if clock is not None:
-            self.loop.pause(True)
-            clock.step(count)
-            self.sample_now()
-
-    def action_replay_speed(self, direction: int) -> None:
-        clock = self.session.clock
-        if clock is not None:
-            self.notify(f"speed x{clock.change_speed(direction)}")
-            self.loop.rearm()
-            self._show_status()
-
-    def action_replay_jump(self, index: int) -> None:
-        clock = self.session.clock
-        if clock is not None:
-            clock.seek(clock.last if index < 0 else index)
-            self.sample_now()
-
     def action_replay_next_event(self) -> None:
         clock = self.session.clock
         if clock is not None:

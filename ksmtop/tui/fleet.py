@@ -13,19 +13,18 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from rich.text import Text
-from textual.app import App, ComposeResult
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.notifications import SeverityLevel
 from textual.widgets import Footer
 
 from ksmtop.fleet.model import FLEET_FIELDS, FleetGuestRow, FleetSnapshot, HostRow
 from ksmtop.format import human_bytes, human_count, human_seconds, percent
-from ksmtop.tui.screens.interval import IntervalScreen
+from ksmtop.tui.base import REPLAY_BINDINGS, SamplingApp
 from ksmtop.tui.widgets.line_table import LineTable, TableColumn, TableRow
 from ksmtop.tui.widgets.lines import LinesView
 from ksmtop.tui.widgets.trend import Trend
-from ksmtop.tui.work import Finished, SampleLoop
+from ksmtop.tui.work import SampleLoop
 
 KSM_STATES = {0: "off", 1: "on", 2: "unmerged"}
 
@@ -135,7 +134,7 @@ def header_lines(snapshot: FleetSnapshot, description: str) -> list[Text]:
     return lines
 
 
-class FleetApp(App[None]):
+class FleetApp(SamplingApp):
     TITLE = "ksmtop fleet"
     CSS = """
     #fleet-header { height: auto; padding: 0 1; background: $boost; }
@@ -150,12 +149,7 @@ class FleetApp(App[None]):
         Binding("space", "pause", "Pause"),
         Binding("d", "interval", "Interval"),
         Binding("escape", "back", "Hosts"),
-        Binding("comma", "replay_step(-1)", "Step back"),
-        Binding("full_stop", "replay_step(1)", "Step"),
-        Binding("left_square_bracket", "replay_speed(-1)", "Slower"),
-        Binding("right_square_bracket", "replay_speed(1)", "Faster"),
-        Binding("g,home", "replay_jump(0)", "Start"),
-        Binding("G,end", "replay_jump(-1)", "End"),
+        *REPLAY_BINDINGS,
     ]
 
     def __init__(self, source: FleetSource, interval: float = 5.0, *, paused: bool = False) -> None:
@@ -192,27 +186,7 @@ class FleetApp(App[None]):
         self.hosts.focus()
         self.loop.request()
 
-    def notify(
-        self,
-        message: str,
-        *,
-        title: str = "",
-        severity: SeverityLevel = "information",
-        timeout: float | None = None,
-        markup: bool = False,
-    ) -> None:
-        """Plain text unless asked: host and guest names are data."""
-        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
-
-    def on_finished(self, message: Finished) -> None:
-        if not self._exit:
-            message.apply()
-
     # --- the loop's host ----------------------------------------------------------------------------------
-    @property
-    def paused(self) -> bool:
-        return self.loop.paused
-
     def sample_job(self) -> Callable[[], object]:
         return self.source.sample
 
@@ -221,7 +195,7 @@ class FleetApp(App[None]):
 
     def sample_failed(self, error: str) -> None:
         self.error = error
-        self._show_status()
+        self.show_status()
 
     def sample_landed(self, result: object, took_s: float) -> None:
         assert isinstance(result, FleetSnapshot)
@@ -242,7 +216,7 @@ class FleetApp(App[None]):
             self._select(snapshot.hosts[0].key)
         if self.drilled is not None:
             self._draw_host(self.drilled)
-        self._show_status()
+        self.show_status()
 
     def _draw_host(self, key: str) -> None:
         snapshot = self.snapshot
@@ -264,7 +238,7 @@ class FleetApp(App[None]):
             self.query_one(f"#label-{widget}", LinesView).show([Text(label)])
             self.query_one(f"#trend-{widget}", Trend).show(values)
 
-    def _show_status(self) -> None:
+    def show_status(self) -> None:
         parts: list[str] = []
         clock = self.clock
         if clock is not None:
@@ -297,7 +271,7 @@ class FleetApp(App[None]):
         self.graphs.display = True
         self.guests.focus()
         self._draw_host(message.key)
-        self._show_status()
+        self.show_status()
         if not self.paused:
             self.loop.request()  # the guest sparklines of the selected host come with the next look
 
@@ -309,44 +283,16 @@ class FleetApp(App[None]):
         self.graphs.display = False
         self.hosts.display = True
         self.hosts.focus()
-        self._show_status()
+        self.show_status()
 
     def action_pause(self) -> None:
         self.loop.pause(not self.paused)
-        self._show_status()
-
-    def action_interval(self) -> None:
-        def chosen(value: float | None) -> None:
-            if value is not None:
-                self.interval = value
-                self.loop.rearm()
-                self._show_status()
-
-        self.push_screen(IntervalScreen(self.interval), chosen)
+        self.show_status()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action.startswith("replay_"):
-            return self.clock is not None
         if action == "interval":
             return self.clock is None
-        return True
-
-    def action_replay_step(self, count: int) -> None:
-        if self.clock is not None:
-            self.loop.pause(True)
-            self.clock.step(count)
-            self.loop.request()
-
-    def action_replay_speed(self, direction: int) -> None:
-        if self.clock is not None:
-            self.notify(f"speed x{self.clock.change_speed(direction)}")
-            self.loop.rearm()
-            self._show_status()
-
-    def action_replay_jump(self, index: int) -> None:
-        if self.clock is not None:
-            self.clock.seek(self.clock.last if index < 0 else index)
-            self.loop.request()
+        return super().check_action(action, parameters)
 
     def on_unmount(self) -> None:
         self.source.close()

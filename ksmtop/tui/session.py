@@ -22,17 +22,13 @@ from ksmtop.model import Event, Snapshot
 from ksmtop.recording import RecordingWriter
 from ksmtop.safetext import safe
 from ksmtop.source import Clock, Source
+from ksmtop.tui.base import REPLAY_BINDINGS
 from ksmtop.tui.screens.note import NoteScreen
 
 SESSION_BINDINGS = [
     Binding("R", "record", "Record"),
     Binding("a", "note", "Note"),
-    Binding("comma", "replay_step(-1)", "Step back"),
-    Binding("full_stop", "replay_step(1)", "Step"),
-    Binding("left_square_bracket", "replay_speed(-1)", "Slower"),
-    Binding("right_square_bracket", "replay_speed(1)", "Faster"),
-    Binding("g,home", "replay_jump(0)", "Start"),
-    Binding("G,end", "replay_jump(-1)", "End"),
+    *REPLAY_BINDINGS,
     Binding("n", "replay_next_event", "Next event"),
 ]
 LIVE_ONLY = {"interval", "widen", "record", "note"}

@@ -84,37 +84,42 @@ def churn(area: mmap.mmap, pages_per_s: int) -> None:
 
 def start_many(count: int, mib: int, fill_for: Callable[[int], str], name: str) -> list[subprocess.Popen]:
     """``count`` stand-ins (fill_for(i) chooses each one's fill), named name0..; all ready when this returns."""
-    repo = Path(__file__).resolve().parents[2]
-    started: list[subprocess.Popen] = []
-    try:
-        for i in range(count):
-            argv = [sys.executable, "-m", "tests.support.mergeable", "--mib", str(mib), "--fill", fill_for(i)]
-            started.append(
-                subprocess.Popen(
-                    [*argv, "--name", f"{name}{i}"], cwd=repo, stdin=subprocess.PIPE, stdout=subprocess.PIPE
-                )
-            )
-        for process in started:
-            assert process.stdout is not None
-            if process.stdout.readline().strip() != b"ready":
-                raise RuntimeError(f"stand-in {process.pid} did not start")
-    except BaseException:
-        stop_all(started)
-        raise
-    return started
+    argvs = [
+        [
+            sys.executable,
+            "-m",
+            "tests.support.mergeable",
+            "--mib",
+            str(mib),
+            "--fill",
+            fill_for(i),
+            "--name",
+            f"{name}{i}",
+        ]
+        for i in range(count)
+    ]
+    return _start(argvs)
 
 
 def start_guest_like(count: int, mib: int, name: str, fill: str = "same", churn: int = 0) -> list[subprocess.Popen]:
     """``count`` stand-ins that look like qemu guests to ksmtop: their executable is a symlink called
     qemu-system-x86_64 (so comm is qemu-system-x86) and their command line carries ``-name guest=NAME<i>``."""
-    repo = Path(__file__).resolve().parents[2]
     link = Path(tempfile.mkdtemp(prefix="ksmtop-guestlike-")) / "qemu-system-x86_64"
     link.symlink_to(Path(sys.executable).resolve())
+    try:  # once every stand-in has exec'd (it said "ready") or failed, the link is no longer needed
+        base = [str(link), "-m", "tests.support.mergeable", "--mib", str(mib), "--fill", fill, "--churn", str(churn)]
+        return _start([[*base, "-name", f"guest={name}{i},debug-threads=on"] for i in range(count)])
+    finally:
+        link.unlink()
+        link.parent.rmdir()
+
+
+def _start(argvs: list[list[str]]) -> list[subprocess.Popen]:
+    """Start every command, then wait for each to say "ready"; none left running if one fails."""
+    repo = Path(__file__).resolve().parents[2]
     started: list[subprocess.Popen] = []
     try:
-        for i in range(count):
-            argv = [str(link), "-m", "tests.support.mergeable", "--mib", str(mib), "--fill", fill]
-            argv += ["--churn", str(churn), "-name", f"guest={name}{i},debug-threads=on"]
+        for argv in argvs:
             started.append(subprocess.Popen(argv, cwd=repo, stdin=subprocess.PIPE, stdout=subprocess.PIPE))
         for process in started:
             assert process.stdout is not None
@@ -123,9 +128,6 @@ def start_guest_like(count: int, mib: int, name: str, fill: str = "same", churn:
     except BaseException:
         stop_all(started)
         raise
-    finally:  # every stand-in has exec'd (it said "ready"), or failed: the link is no longer needed
-        link.unlink()
-        link.parent.rmdir()
     return started
 
 

@@ -54,6 +54,18 @@ class RowKey:
     value: str
 
 
+class TableMessage(Message):
+    """A message from a LineTable (``control`` lets handlers filter by widget, as Textual's own do)."""
+
+    def __init__(self, table: LineTable) -> None:
+        super().__init__()
+        self.table = table
+
+    @property
+    def control(self) -> LineTable:
+        return self.table
+
+
 class LineTable(ScrollView, can_focus=True):
     COMPONENT_CLASSES = {
         "line-table--header",
@@ -100,39 +112,24 @@ class LineTable(ScrollView, can_focus=True):
         Binding("enter", "activate", "Select", show=False),
     ]
 
-    class CursorMoved(Message):
+    class CursorMoved(TableMessage):
         """The user moved the cursor to the row ``key`` (None: no rows)."""
 
         def __init__(self, table: LineTable, key: str | None) -> None:
-            super().__init__()
-            self.table = table
+            super().__init__(table)
             self.key = key
 
-        @property
-        def control(self) -> LineTable:
-            return self.table
-
-    class HeaderClicked(Message):
+    class HeaderClicked(TableMessage):
         def __init__(self, table: LineTable, column: str) -> None:
-            super().__init__()
-            self.table = table
+            super().__init__(table)
             self.column = column
 
-        @property
-        def control(self) -> LineTable:
-            return self.table
-
-    class Activated(Message):
+    class Activated(TableMessage):
         """Enter on the row ``key``."""
 
         def __init__(self, table: LineTable, key: str) -> None:
-            super().__init__()
-            self.table = table
+            super().__init__(table)
             self.key = key
-
-        @property
-        def control(self) -> LineTable:
-            return self.table
 
     def __init__(
         self,

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 from rich.text import Text
 
 from ksmtop.model import Event
+from ksmtop.replay_clock import wall_clock
 from ksmtop.tui.widgets.lines import LinesView
 
 STYLES = {
@@ -26,18 +25,10 @@ def timeline_lines(events: list[Event]) -> list[Text]:
         lines.append(Text("none yet: tunable writes, guest starts/stops and workloads appear here", style="dim"))
         return lines
     for event in reversed(events[-SHOWN:]):
-        line = Text(_clock(event.time) + " ", style="dim")
+        line = Text(wall_clock(event.time) + " ", style="dim")
         line.append(event.text, style=STYLES.get(event.kind, ""))
         lines.append(line)
     return lines
-
-
-def _clock(when: float) -> str:
-    """HH:MM:SS in local time; a time no clock can show (a damaged recording) as '??:??:??'."""
-    try:
-        return time.strftime("%H:%M:%S", time.localtime(when))
-    except (OverflowError, OSError, ValueError):
-        return "??:??:??"
 
 
 class Timeline(LinesView):
