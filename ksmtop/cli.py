@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ksmtop import __version__
-from ksmtop.model import Snapshot, to_dict
+from ksmtop.codec import snapshot_to_dict
+from ksmtop.model import Snapshot
 
 if TYPE_CHECKING:
     from ksmtop.source import Source
@@ -79,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _print_json(snapshot: Snapshot) -> None:
-    sys.stdout.write(json.dumps(to_dict(snapshot), separators=(",", ":"), ensure_ascii=False) + "\n")
+    sys.stdout.write(json.dumps(snapshot_to_dict(snapshot), separators=(",", ":"), ensure_ascii=False) + "\n")
     sys.stdout.flush()
 
 
