@@ -146,7 +146,7 @@ def run_headless(args: argparse.Namespace) -> int:
             count += 1
             if args.count is not None and count >= args.count:
                 break
-            next_at += args.interval
+            next_at = max(next_at + args.interval, time.monotonic() + args.interval / 2)  # no catch-up burst
             time.sleep(max(0.0, next_at - time.monotonic()))
     finally:
         source.close()
