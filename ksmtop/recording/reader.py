@@ -326,7 +326,7 @@ class _Reader:
             return
         where = "in the middle of the compressed stream" if line.raw == b"" else f"inside line {line.number}"
         self.warn(
-            f"the tail was cut {where} (the recorder was killed?): "
+            f"the tail was cut {where} (the recorder was killed or could not write?): "
             f"{len(self.recording.snapshots)} samples read, at most one lost"
         )
 
@@ -423,8 +423,8 @@ class _Reader:
             self.warn(f"{self.damage}: nothing intact after it, {len(recording.snapshots)} samples read")
         elif not recording.complete and not self.was_cut:
             self.warn(
-                f"the tail was cut after line {self.number} (no end marker: the recorder was killed?); "
-                f"{len(recording.snapshots)} samples read"
+                f"the tail was cut after line {self.number} (no end marker: the recorder was killed or could not "
+                f"write?); {len(recording.snapshots)} samples read"
             )
         if not recording.snapshots:
             self.warn("the recording holds no sample")

@@ -3,6 +3,7 @@ skipped, never fired back to back; a stop signal only sets a flag that ends the 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import signal
@@ -14,6 +15,8 @@ from argparse import Namespace
 import pytest
 
 from ksmtop import cli, session_cli
+from ksmtop.recording import read_recording
+from ksmtop.recording import writer as writer_module
 from ksmtop.session_cli import StopFlag, next_deadline, record_samples
 from tests.support.synthetic import synthetic_session
 
@@ -142,3 +145,61 @@ def test_a_stop_before_the_loop_takes_no_sample():
     stop.is_set = True
     record_samples(source, Writer(), interval=1.0, count=None, duration=None, stop=stop, clock=clock.monotonic)
     assert source.started == []
+
+
+class SignalsItself:
+    """A source that sends this process SIGTERM while its third sample is taken."""
+
+    def __init__(self) -> None:
+        self.samples = 0
+
+    def sample(self):
+        self.samples += 1
+        if self.samples == 3:
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler runs here, inside sample()
+        return dataclasses.replace(SNAPSHOT, time=SNAPSHOT.time + self.samples)
+
+    def close(self) -> None:
+        pass
+
+
+def record_args(path) -> Namespace:
+    return Namespace(
+        output=path, force=False, no_fsync=True, record_interval=0.05, record_count=None, duration=None,
+        all=False, record_all=False,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["s.jsonl", "s.jsonl.gz"])
+def test_sigterm_while_sampling_ends_the_recording_after_that_sample(tmp_path, monkeypatch, name):
+    """Before, the handler raised out of sample() (or out of a half-done gzip write); now it only sets the flag:
+    the sample being taken is written, then the end marker."""
+    monkeypatch.setattr(cli, "open_headless_source", lambda args: SignalsItself())
+    path = tmp_path / name
+    assert session_cli.record(record_args(path)) == 0
+    recording = read_recording(path)
+    assert recording.complete and recording.warnings == [] and len(recording.snapshots) == 3
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+@pytest.mark.parametrize("name", ["s.jsonl", "s.jsonl.gz"])
+def test_sigterm_in_the_middle_of_a_write_lets_the_write_finish(tmp_path, monkeypatch, name):
+    source = SignalsItself()
+    source.samples = -100  # never signals itself
+    monkeypatch.setattr(cli, "open_headless_source", lambda args: source)
+    real_write = os.write
+    writes = []
+
+    def write_with_a_signal(fd, data):
+        writes.append(len(data))
+        if len(writes) == 4:  # the fourth sample: half of it, the signal, then the rest
+            done = real_write(fd, bytes(data[: len(data) // 2]))
+            os.kill(os.getpid(), signal.SIGTERM)
+            return done
+        return real_write(fd, data)
+
+    monkeypatch.setattr(writer_module.os, "write", write_with_a_signal)
+    path = tmp_path / name
+    assert session_cli.record(record_args(path)) == 0
+    recording = read_recording(path)
+    assert recording.complete and recording.warnings == [] and len(recording.snapshots) == 4
