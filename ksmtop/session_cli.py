@@ -70,6 +70,13 @@ def register(subparsers: Any) -> None:
     plot.add_argument("--force", action="store_true", help="replace PNG if it exists")
 
 
+def _shown(path: object) -> str:
+    """A path as a message shows it: file names can hold terminal controls too."""
+    from ksmtop.safetext import safe
+
+    return safe(str(path))
+
+
 def _read(path: Path) -> Any:
     from ksmtop.recording import read_recording
 
@@ -77,7 +84,7 @@ def _read(path: Path) -> Any:
     for warning in recording.warnings:
         print(f"ksmtop: warning: {warning}", file=sys.stderr)
     if not recording.snapshots:
-        raise SystemExit(f"ksmtop: {path}: the recording holds no sample")
+        raise SystemExit(f"ksmtop: {_shown(path)}: the recording holds no sample")
     return recording
 
 
@@ -95,11 +102,11 @@ def run(args: argparse.Namespace) -> int:
 
             if args.as_json:
                 export_json(recording, args.output, force=args.force)
-                print(f"wrote {args.output} ({len(recording.snapshots)} samples)", file=sys.stderr)
+                print(f"wrote {_shown(args.output)} ({len(recording.snapshots)} samples)", file=sys.stderr)
             else:
                 files = export_csv(recording, args.output, force=args.force)
                 print(
-                    f"wrote {len(files)} tables to {args.output}/ ({len(recording.snapshots)} rows each)",
+                    f"wrote {len(files)} tables to {_shown(args.output)}/ ({len(recording.snapshots)} rows each)",
                     file=sys.stderr,
                 )
             return 0
@@ -112,16 +119,16 @@ def run(args: argparse.Namespace) -> int:
         except PlotUnavailable as exc:
             print(f"ksmtop: {exc}", file=sys.stderr)
             return 2
-        print(f"wrote {args.output}", file=sys.stderr)
+        print(f"wrote {_shown(args.output)}", file=sys.stderr)
         return 0
     except RecordingError as exc:
         print(f"ksmtop: {exc}", file=sys.stderr)
         return 2
     except FileExistsError as exc:
-        print(f"ksmtop: {exc.filename}: exists (--force replaces it)", file=sys.stderr)
+        print(f"ksmtop: {_shown(exc.filename)}: exists (--force replaces it)", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"ksmtop: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"ksmtop: {_shown(exc.filename or '')}: {exc.strerror or exc}", file=sys.stderr)
         return 2
 
 
@@ -216,7 +223,7 @@ def record(args: argparse.Namespace) -> int:
     def progress(snapshot: Any) -> None:
         rows = len(snapshot.guests) if snapshot.mode == "local" else len(snapshot.domains)
         sys.stderr.write(
-            f"\rrecording {args.output}: {writer.samples} samples, {rows} guests, "
+            f"\rrecording {_shown(args.output)}: {writer.samples} samples, {rows} guests, "
             f"{human_bytes(writer.size_bytes)}, {time.monotonic() - started:.0f} s \x1b[K"
         )
         sys.stderr.flush()
@@ -249,7 +256,10 @@ def record(args: argparse.Namespace) -> int:
     if writer.error is not None:
         print(f"ksmtop: {writer.error}", file=sys.stderr)
         return 1
-    print(f"recorded {writer.samples} samples to {args.output} ({human_bytes(writer.size_bytes)})", file=sys.stderr)
+    print(
+        f"recorded {writer.samples} samples to {_shown(args.output)} ({human_bytes(writer.size_bytes)})",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ksmtop.outfile import kind_of
+from ksmtop.safetext import safe
 
 FORMAT = "ksmtop-recording"
 VERSION = 1
@@ -123,6 +124,7 @@ class LineTooLong(Exception):
 
 def open_recording(path: Path) -> IO[bytes]:
     """The file opened for reading, if it is a regular file. O_NONBLOCK: a FIFO does not wait for a writer."""
+    shown = safe(str(path))
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
@@ -131,12 +133,12 @@ def open_recording(path: Path) -> IO[bytes]:
         except OSError:
             kind = None
         if kind is not None:
-            raise RecordingError(f"{path}: is {kind}, not a regular file: not a recording") from None
-        raise RecordingError(f"{path}: cannot open: {exc.strerror or exc}") from None
+            raise RecordingError(f"{shown}: is {kind}, not a regular file: not a recording") from None
+        raise RecordingError(f"{shown}: cannot open: {exc.strerror or exc}") from None
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise RecordingError(f"{path}: is {kind_of(mode)}, not a regular file: not a recording")
+            raise RecordingError(f"{shown}: is {kind_of(mode)}, not a regular file: not a recording")
     except BaseException:
         os.close(fd)
         raise

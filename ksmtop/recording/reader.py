@@ -256,6 +256,8 @@ class _State:
 class _Reader:
     def __init__(self, path: Path, stream: LineStream) -> None:
         self.path = path
+        self.shown = safe(str(path))
+        """The path as messages show it (a file name can hold terminal controls too)."""
         self.stream = stream
         self.number = 0
         self.state = _State()
@@ -271,11 +273,11 @@ class _Reader:
         self.went_back = False
 
     def fail(self, message: str) -> RecordingError:
-        return RecordingError(f"{self.path}: line {self.number}: {message}")
+        return RecordingError(f"{self.shown}: line {self.number}: {message}")
 
     def warn(self, message: str) -> None:
         assert self.recording is not None
-        self.recording.warnings.append(safe(f"{self.path}: {message}", 1000))
+        self.recording.warnings.append(safe(f"{self.shown}: {message}", 1000))
 
     def read(self) -> Recording:
         try:
@@ -287,7 +289,7 @@ class _Reader:
                 if line.raw.strip() and not self.line(line):
                     break
         except MemoryError:
-            raise RecordingError(f"{self.path}: line {self.number}: too large to read") from None
+            raise RecordingError(f"{self.shown}: line {self.number}: too large to read") from None
         return self.finish()
 
     def next_line(self) -> Line | None:
@@ -297,17 +299,17 @@ class _Reader:
             except Damaged as exc:
                 if self.recording is None:
                     raise RecordingError(
-                        f"{self.path}: line {self.stream.number + 1}: the compressed data is damaged ({exc})"
+                        f"{self.shown}: line {self.stream.number + 1}: the compressed data is damaged ({exc})"
                     ) from None
                 self.damaged(f"in the gzip member at byte {exc.member}: {exc}")
             except LineTooLong as exc:
                 if self.recording is None or not (self.sealed and self.stream.compressed):
                     raise RecordingError(
-                        f"{self.path}: line {exc.number} is longer than {self.stream.max_line} bytes"
+                        f"{self.shown}: line {exc.number} is longer than {self.stream.max_line} bytes"
                     ) from None
                 self.damaged("a line too long")
             except OSError as exc:
-                raise RecordingError(f"{self.path}: read error after line {self.number}: {exc.strerror}") from None
+                raise RecordingError(f"{self.shown}: read error after line {self.number}: {exc.strerror}") from None
             if not self.sealed or not self.stream.resync():
                 return None
 
@@ -418,7 +420,7 @@ class _Reader:
     def finish(self) -> Recording:
         recording = self.recording
         if recording is None:
-            raise RecordingError(f"{self.path}: empty file: no header, not a ksmtop recording")
+            raise RecordingError(f"{self.shown}: empty file: no header, not a ksmtop recording")
         if self.damage is not None:
             self.warn(f"{self.damage}: nothing intact after it, {len(recording.snapshots)} samples read")
         elif not recording.complete and not self.was_cut:
@@ -440,4 +442,4 @@ def read_recording(path: str | Path, max_line: int = MAX_LINE_BYTES) -> Recordin
         try:
             return _Reader(path, LineStream(handle, max_line)).read()
         except OSError as exc:
-            raise RecordingError(f"{path}: read error: {exc.strerror or exc}") from None
+            raise RecordingError(f"{safe(str(path))}: read error: {exc.strerror or exc}") from None

@@ -18,6 +18,7 @@ from ksmtop.collect.ksm import KNOBS
 from ksmtop.model import Snapshot
 from ksmtop.outfile import create
 from ksmtop.recording.lines import FORMAT, KEYFRAME_SAMPLES, VERSION, dumps
+from ksmtop.safetext import safe
 
 GZIP_LEVEL = 9
 
@@ -169,7 +170,8 @@ class RecordingWriter:
     def _stop(self, exc: OSError) -> None:
         what = "the end marker" if self._closed else f"sample {self.samples + 1}"
         self.error = (
-            f"{self.path}: {exc.strerror or exc} while writing {what}: recording stopped, {self.samples} samples kept"
+            f"{safe(str(self.path))}: {exc.strerror or exc} while writing {what}: "
+            f"recording stopped, {self.samples} samples kept"
         )
         try:
             os.ftruncate(self._fd, self._written)  # no half sample at the end

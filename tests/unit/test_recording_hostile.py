@@ -99,3 +99,19 @@ def test_a_symlink_to_a_recording_reads(tmp_path):
     target = write_base(tmp_path / "real.jsonl")
     (tmp_path / "link.jsonl").symlink_to(target)
     assert len(read_recording(tmp_path / "link.jsonl").snapshots) == 6
+
+
+def test_a_file_name_with_controls_is_shown_escaped(tmp_path):
+    """`ksmtop replay *.jsonl` in a directory where another user left '\\x1b]0;x\\x07.jsonl'."""
+    from ksmtop.safetext import is_safe
+
+    path = tmp_path / "\x1b]0;TITLE\x07.jsonl"
+    path.write_bytes(b"not json\n")
+    with pytest.raises(RecordingError) as caught:
+        read_recording(path)
+    assert is_safe(str(caught.value), 10_000) and "\\x1b]0;TITLE\\x07.jsonl: line 1: not JSON" in str(caught.value)
+    fifo = tmp_path / "\x1b[31m.fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(RecordingError) as caught:
+        read_recording(fifo)
+    assert is_safe(str(caught.value), 10_000)
