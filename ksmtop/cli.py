@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ksmtop import __version__
+from ksmtop.codec import snapshot_to_dict
 from ksmtop.config import config_path
 from ksmtop.config import load as load_preferences
-from ksmtop.model import Snapshot, to_dict
+from ksmtop.model import Snapshot
 
 if TYPE_CHECKING:
     from ksmtop.source import Source
@@ -96,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _print_json(snapshot: Snapshot) -> None:
-    sys.stdout.write(json.dumps(to_dict(snapshot), separators=(",", ":"), ensure_ascii=False) + "\n")
+    sys.stdout.write(json.dumps(snapshot_to_dict(snapshot), separators=(",", ":"), ensure_ascii=False) + "\n")
     sys.stdout.flush()
 
 
@@ -165,7 +166,7 @@ def run_headless(args: argparse.Namespace) -> int:
             count += 1
             if args.count is not None and count >= args.count:
                 break
-            next_at += args.interval
+            next_at = max(next_at + args.interval, time.monotonic() + args.interval / 2)  # no catch-up burst
             time.sleep(max(0.0, next_at - time.monotonic()))
     finally:
         source.close()
