@@ -23,6 +23,8 @@ from ksmtop.tui.screens.controls import ConfirmScreen, StartGuestScreen, StartRe
 from ksmtop.tui.work import error_text, in_thread
 
 PING_EVERY_S = 5.0
+RECHECK_EVERY_S = 5.0
+"""Which rows can be controlled is worked out again when the rows change, else at most this often."""
 
 CONTROL_BINDINGS = [
     Binding("s", "start_guest", "Start guest"),
@@ -56,6 +58,7 @@ class GuestController:
         self.workload_state: dict[str, WorkloadState] = {}
         self._last_ping: dict[str, float] = {}
         self._refreshing = False
+        self._checked: tuple[frozenset[tuple[str, bool]], float] = (frozenset(), -1e9)
         self.message = ""
 
     # --- what the screen shows ----------------------------------------------------------------------------
@@ -104,9 +107,10 @@ class GuestController:
         controls = self.controls
         if controls is None or self._refreshing:
             return
-        self._refreshing = True
         now = time.monotonic()
         ping = selected is not None and now - self._last_ping.get(selected.key, 0.0) >= PING_EVERY_S
+        if ping and selected is not None and (known_control := self.control_map.get(selected.key)) is not None:
+            ping = known_control.can_control
         if ping and selected is not None:
             self._last_ping[selected.key] = now
         polled = [
@@ -114,9 +118,17 @@ class GuestController:
             for row in rows
             if (run := controls.workload(row.key)) is not None and (run.state is None or run.state.running)
         ]
+        shape = frozenset((row.key, row.domain.running if row.domain else True) for row in rows)
+        recheck = shape != self._checked[0] or now - self._checked[1] >= RECHECK_EVERY_S
+        if not (recheck or polled or ping):
+            return  # nothing to ask: no worker this sample
+        if recheck:
+            self._checked = (shape, now)
+        known = self.control_map
+        self._refreshing = True
 
         def work() -> tuple[dict[str, Control], dict[str, str], dict[str, WorkloadState], list[str]]:
-            control_map = {row.key: controls.control_for(row) for row in rows}
+            control_map = controls.controls_for(rows) if recheck else known
             agents: dict[str, str] = {}
             states: dict[str, WorkloadState] = {}
             ended: list[str] = []
