@@ -107,3 +107,36 @@ def test_the_check_sees_a_raw_sequence():
         1,
     )
     assert TITLE in output
+
+
+def test_when_the_screen_crashes_anyway_the_exit_status_says_so(tmp_path):
+    """A bug that ends the screen (here: drawing raises) must not look like a clean quit to a script."""
+    script = tmp_path / "crash.py"
+    script.write_text(
+        "import sys\n"
+        "import ksmtop.tui.app as app\n"
+        "def broken(self):\n"
+        "    raise RuntimeError('a drawing bug')\n"
+        "app.KsmTopApp._draw = broken\n"
+        "from ksmtop.cli import main\n"
+        f"raise SystemExit(main(['replay', {str(SESSION)!r}]))\n"
+    )
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 48, 170, 0, 0))
+    process = subprocess.Popen(
+        [sys.executable, str(script)], cwd=REPO, stdin=slave, stdout=slave, stderr=slave, start_new_session=True
+    )
+    os.close(slave)
+    try:
+        deadline = time.monotonic() + 30
+        while process.poll() is None and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.1)[0]:
+                try:
+                    os.read(master, 65536)
+                except OSError:
+                    break
+        assert process.wait(timeout=10) != 0
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        os.close(master)
