@@ -58,6 +58,15 @@ STYLESHEET = files("ksmtop.tui").joinpath("ksmtop.tcss").read_text(encoding="utf
 to nobody after importing as root; a package directory that became unreadable) needs no file to draw."""
 
 
+def sample_cost(seconds: float) -> str:
+    """The time a sample took, in steps coarse enough that the status line does not change every second."""
+    ms = seconds * 1000
+    if ms < 10:
+        return "under 10 ms"
+    step = 10 if ms < 100 else 100
+    return f"about {round(ms / step) * step:.0f} ms"
+
+
 class KsmTopApp(SamplingApp):
     TITLE = "ksmtop"
     CSS = STYLESHEET
@@ -275,7 +284,7 @@ class KsmTopApp(SamplingApp):
             parts = session
         else:
             state = "PAUSED (space resumes)" if self.paused else f"sampling every {self.interval:g} s"
-            parts = [state, f"last sample {self.last_took_s * 1000:.0f} ms", f"history {len(self.history)} samples"]
+            parts = [state, f"a sample takes {sample_cost(self.last_took_s)}"]
             parts += session
         if self.sample_error:
             parts.append(self.sample_error)
@@ -459,5 +468,6 @@ class KsmTopApp(SamplingApp):
             )
 
     def on_unmount(self) -> None:
+        self.loop.stop()
         self.session.close()
         self.source.close()
