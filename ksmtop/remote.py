@@ -13,6 +13,7 @@ from ksmtop.collect.ksm import KNOBS, TunableError, WriteResult, validate
 from ksmtop.collect.libvirt import NODE_KSM_TUNABLES, LibvirtConnection, LibvirtError
 from ksmtop.collect.libvirt_watch import DomainWatcher, LibvirtView
 from ksmtop.model import Event, HostSample, KsmState, Scope, Snapshot
+from ksmtop.safetext import safe
 from ksmtop.sampler import ksm_rates
 
 REMOTE_WAIT_S = 2.0
@@ -56,7 +57,7 @@ class RemoteSource:
 
     def __init__(self, connection: LibvirtConnection) -> None:
         self.connection = connection
-        self.description = f"remote {connection.uri}"
+        self.description = f"remote {connection.label}"
         self.can_edit = True
         self.why_read_only = ""
         self.watcher = DomainWatcher(connection, node=True, fault_counters=True)
@@ -90,14 +91,15 @@ class RemoteSource:
     def write_tunable(self, name: str, value: str) -> WriteResult:
         old = self._previous.ksm.values.get(name) if self._previous else None
         if name not in NODE_KSM_TUNABLES:
-            return WriteResult(name, old, value, old, ok=False, message=f"{name}: {unavailable_remotely([name])[name]}")
+            message = safe(f"{name}: {unavailable_remotely([name])[name]}")
+            return WriteResult(name, old, value, old, ok=False, message=message)
         try:
             text = validate(name, value)
             new = self.connection.set_node_ksm(name, int(text))
         except (TunableError, LibvirtError) as exc:
-            return WriteResult(name, old, value, old, ok=False, message=f"{name}: {exc}")
+            return WriteResult(name, old, value, old, ok=False, message=safe(f"{name}: {exc}"))
         unit = KNOBS[name].unit
-        message = f"{name} {old} → {new}{' ' + unit if unit else ''} (through libvirt on {self.connection.uri})"
+        message = f"{name} {old} → {new}{' ' + unit if unit else ''} (through libvirt on {self.connection.label})"
         result = WriteResult(name, old, text, new, ok=new == int(text), message=message)
         if not result.ok:
             result = WriteResult(name, old, text, new, ok=False, message=f"{name}: the host kept {new}, not {text}")
