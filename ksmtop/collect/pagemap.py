@@ -6,7 +6,9 @@ are writable or have no file; for qemu that is essentially the guest RAM area), 
 PFNs the guests map. PFN arrays are numpy uint64; pairs come from np.intersect1d of sorted distinct PFNs.
 
 Costs: pagemap is 8 bytes per virtual page (2 MiB per GiB of guest RAM) and kpageflags 8 bytes per PFN of the
-blocks read. Call it on demand or every 30-60 s from a worker thread, never per tick.
+blocks read. Call it on demand or every 30-60 s from a worker thread, never per tick. pagemap is read in chunks of
+PAGEMAP_CHUNK_BYTES into one reused buffer, so a huge untouched reservation (a 1 TiB PROT_NONE area is 2 GiB of
+pagemap) costs time but no memory beyond the chunk; what is kept grows only with the pages present.
 
 Needs root (CAP_SYS_ADMIN): without it the kernel reports every PFN as 0 and kpageflags is unreadable; the
 report then says so instead of raising. Pages change while they are read: figures are exact only while ksmd and
@@ -34,6 +36,8 @@ KPF_KSM = 21
 KPF_THP = 22
 KPF_ZERO_PAGE = 24
 MAX_GAP = 32  # PFNs closer than this are read from /proc/kpageflags with one pread
+PAGEMAP_CHUNK_BYTES = 8 * 1024 * 1024
+"""pagemap read per pread: 1 Mi entries, 4 GiB of address space (with 4 KiB pages)."""
 SKIP_AREAS = ("[vsyscall]", "[vvar]", "[vdso]", "[vvar_vclock]")
 
 
@@ -97,14 +101,25 @@ def read_pagemap(
     """
     page = page_size or os.sysconf("SC_PAGE_SIZE")
     pfns, exclusive = [], []
+    buffer = bytearray(PAGEMAP_CHUNK_BYTES)
+    view = memoryview(buffer)
+    wanted = np.uint64(PM_PRESENT | PM_FILE)
+    present = np.uint64(PM_PRESENT)
     fd = os.open(Path(root) / "proc" / str(pid) / "pagemap", os.O_RDONLY | os.O_CLOEXEC)
     try:
         for area in areas:
-            data = os.pread(fd, area.size // page * 8, area.start // page * 8)
-            entries = np.frombuffer(data, dtype="<u8")
-            entries = entries[(entries & np.uint64(PM_PRESENT | PM_FILE)) == np.uint64(PM_PRESENT)]
-            pfns.append(entries & np.uint64(PM_PFN_MASK))
-            exclusive.append((entries & np.uint64(PM_MMAP_EXCLUSIVE)) != 0)
+            offset, end = area.start // page * 8, area.end // page * 8
+            while offset < end:
+                count = os.preadv(fd, [view[: min(PAGEMAP_CHUNK_BYTES, end - offset)]], offset)
+                if count <= 0:
+                    break
+                offset += count
+                entries = np.frombuffer(buffer, dtype="<u8", count=count // 8)
+                if not entries.any():  # untouched address space (a reservation): nothing present
+                    continue
+                entries = entries[(entries & wanted) == present]  # a copy: the buffer is reused
+                pfns.append(entries & np.uint64(PM_PFN_MASK))
+                exclusive.append((entries & np.uint64(PM_MMAP_EXCLUSIVE)) != 0)
     finally:
         os.close(fd)
     if not pfns:

@@ -16,6 +16,7 @@ from textual.widgets import DataTable, Label, Static
 
 from ksmtop.collect.pagemap import SharingReport, sharing
 from ksmtop.format import human_bytes, human_count
+from ksmtop.safetext import safe
 
 REFRESH_S = 60.0
 
@@ -69,9 +70,13 @@ class SharingScreen(ModalScreen[None]):
     async def action_dismiss(self, result: None = None) -> None:
         self.dismiss(None)
 
-    @work(thread=True, exclusive=True, group="sharing")
+    @work(thread=True, exclusive=True, group="sharing", exit_on_error=False)
     def _compute(self, exact: bool) -> None:
-        self.post_message(self.Computed(sharing(self.pids, self.root, self.names, exact=exact)))
+        try:
+            report = sharing(self.pids, self.root, self.names, exact=exact)
+        except Exception as exc:  # MemoryError, OSError, a bug: shown in this screen, never the end of the app
+            report = SharingReport((), exact=exact, error=safe(f"sharing matrix failed: {type(exc).__name__}: {exc}"))
+        self.post_message(self.Computed(report))
 
     def on_sharing_screen_computed(self, message: Computed) -> None:
         report = self.report = message.report
@@ -85,7 +90,7 @@ class SharingScreen(ModalScreen[None]):
         text = f"{len(report.guests)} guests in {report.elapsed_s * 1000:.0f} ms ({mode}); r recomputes, e exact"
         if report.error:
             text += f"; {report.error}"
-        status.update(text)
+        status.update(Text(text))  # plain text: errors quote outside data
 
     def _show_matrix(self, report: SharingReport) -> None:
         table = self.query_one("#matrix", DataTable)
