@@ -1,14 +1,17 @@
 """A stand-in process with KSM-mergeable memory, for tests and benchmarks.
 
-    python -m tests.support.mergeable --mib 16 --fill same|numbered|random|zero [--name NAME]
+    python -m tests.support.mergeable --mib 16 --fill same|numbered|random|zero [--name NAME] [--reserve-gib N]
 
 Maps anonymous memory, fills it, marks it MADV_MERGEABLE, prints "ready" and sleeps until killed or until
 stdin closes. Every page of a "same" fill holds the same bytes, so ksmd merges all but one copy of it.
+``--reserve-gib`` also reserves that much address space, untouched (PROT_NONE, MAP_NORESERVE), as JITs and
+sanitizers do: it costs no memory, but its pagemap is 2 MiB per GiB.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import mmap
 import os
 import subprocess
@@ -17,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
+MAP_NORESERVE = getattr(mmap, "MAP_NORESERVE", 0x4000)
 
 
 def fill(area: mmap.mmap, how: str) -> None:
@@ -37,12 +41,27 @@ def fill(area: mmap.mmap, how: str) -> None:
             area[offset] = 0
 
 
+def reserve(size: int) -> int:
+    """Map ``size`` bytes PROT_NONE | MAP_NORESERVE (no memory, no commit charge); its address."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long)
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | MAP_NORESERVE
+    address = libc.mmap(None, size, 0, flags, -1, 0)  # PROT_NONE
+    if address in (None, ctypes.c_void_p(-1).value):
+        raise OSError(ctypes.get_errno(), f"cannot reserve {size} bytes")
+    return address
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mib", type=int, default=16)
     parser.add_argument("--fill", choices=("same", "numbered", "random", "zero"), default="same")
     parser.add_argument("--name", default="")
+    parser.add_argument("--reserve-gib", type=int, default=0)
     args = parser.parse_args()
+    if args.reserve_gib:
+        reserve(args.reserve_gib << 30)
     if args.name:
         try:
             with open("/proc/self/comm", "w") as handle:
@@ -58,13 +77,17 @@ def main() -> int:
     return 0
 
 
-def start_many(count: int, mib: int, fill_for: Callable[[int], str], name: str) -> list[subprocess.Popen]:
-    """``count`` stand-ins (fill_for(i) chooses each one's fill), named name0..; all ready when this returns."""
+def start_many(
+    count: int, mib: int, fill_for: Callable[[int], str], name: str, extra: Callable[[int], list[str]] | None = None
+) -> list[subprocess.Popen]:
+    """``count`` stand-ins (fill_for(i) chooses each one's fill, extra(i) more arguments), named name0..; all
+    ready when this returns."""
     repo = Path(__file__).resolve().parents[2]
     started: list[subprocess.Popen] = []
     try:
         for i in range(count):
             argv = [sys.executable, "-m", "tests.support.mergeable", "--mib", str(mib), "--fill", fill_for(i)]
+            argv += extra(i) if extra is not None else []
             started.append(
                 subprocess.Popen(
                     [*argv, "--name", f"{name}{i}"], cwd=repo, stdin=subprocess.PIPE, stdout=subprocess.PIPE

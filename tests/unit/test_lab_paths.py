@@ -131,7 +131,9 @@ def test_a_lab_whose_runtime_directory_others_control_lists_no_guest(tmp_path):
     """A state file in a directory someone else made could name any process (root would then stop it)."""
     runtime = tmp_path / "runtime"
     (runtime / "lab-1").mkdir(parents=True)
-    decoy = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()", "guest=lab-1"], stdin=subprocess.PIPE)
+    decoy = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()", "guest=lab-1"], stdin=subprocess.PIPE
+    )
     try:
         ticks = int(Path(f"/proc/{decoy.pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
         state = {
