@@ -56,7 +56,7 @@ def test_close_returns_within_2_s_while_libvirtd_hangs(libvirtd):
 def test_record_ends_and_writes_its_end_line_while_libvirtd_hangs(libvirtd, tmp_path):
     output = tmp_path / "hung.jsonl"
     count = 8
-    argv = [sys.executable, "-m", "ksmtop", "record", "--connect", "qemu:///system", "-o", str(output)]
+    argv = [sys.executable, "-m", "ksmtop", "--connect", "qemu:///system", "record", "-o", str(output)]
     process = subprocess.Popen(
         [*argv, "--interval", "0.5", "--count", str(count), "--no-fsync"],
         cwd=REPO,
