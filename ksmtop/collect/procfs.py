@@ -274,7 +274,8 @@ class ProcessTable:
     tracked: dict[int, TrackedProcess] = field(default_factory=dict)
     _others: dict[int, _Candidate] = field(default_factory=dict)
     _self_pid: int = field(default_factory=os.getpid)
-    _ksm_layout: tuple[list[bytes], tuple[int, ...]] | None = None
+    _ksm_layout: tuple[list[bytes], tuple[int, ...]] | bool | None = None
+    """ksm_stat's layout on this kernel (``ksm_layout``); False: it has none, every read takes the careful path."""
 
     def __post_init__(self) -> None:
         self._proc = str(Path(self.root) / "proc")
@@ -421,9 +422,10 @@ class ProcessTable:
                     ksm = UNKNOWN_KSM_VALUES
                 elif process.ksm_fd_is_stat:
                     data = pread(ksm_fd, SMALL_READ_SIZE, 0)
-                    if layout is None:
-                        layout = self._ksm_layout = ksm_layout(data)
-                    ksm = _ksm_stat_values(data) if layout is None else ksm_values_by_layout(data, layout)
+                    if layout is None:  # learn it from the first file with text (a zombie's is empty)
+                        layout = ksm_layout(data) or (False if data else None)
+                        self._ksm_layout = layout
+                    ksm = ksm_values_by_layout(data, layout) if layout else _ksm_stat_values(data)
                 else:
                     ksm = (int(pread(ksm_fd, SMALL_READ_SIZE, 0)), None, None, None, None, None)
                 minflt, majflt = int(fields[7]), int(fields[9])
