@@ -20,7 +20,7 @@ import pytest
 
 from ksmtop.collect.libvirt import LibvirtConnection, LibvirtError
 from ksmtop.collect.libvirt_agent import LibvirtAgent
-from ksmtop.collect.procfs import ProcessTable
+from ksmtop.collect.procfs import ProcessTable, guest_name_from_cmdline
 from ksmtop.control import GuestControls
 from ksmtop.lab import Lab
 from ksmtop.lab.domains import domain_uuid, domain_xml, install_image
@@ -113,8 +113,12 @@ def test_a_hostile_domain_name_is_listed_escaped_and_the_domain_is_controlled_by
     assert controls.start_domain(row) == f"started domain {domain.name}"
     running = wait_for(lambda: (d := _listed(connection, hostile_domain)).running and d.pid and d, timeout=60)
     assert running.name == domain.name
-    argv = Path(f"/proc/{running.pid}/cmdline").read_bytes().split(b"\0")
-    assert f"guest={HOSTILE_DOMAIN}".encode() in argv  # the real name reached libvirt and qemu
+    argv = [arg.decode() for arg in Path(f"/proc/{running.pid}/cmdline").read_bytes().split(b"\0")]
+    assert guest_name_from_cmdline(argv, "") == HOSTILE_DOMAIN  # the real name reached libvirt and qemu
+    with ProcessTable(scope="qemu") as table:
+        table.discover()
+        process = next(g for g in table.sample() if g.pid == running.pid)
+    assert process.name == domain.name  # /proc's view of the same name, escaped the same way
 
     agent = LibvirtAgent(connection, running, timeout=5)
 
