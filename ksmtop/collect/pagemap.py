@@ -136,10 +136,18 @@ def distinct(values: np.ndarray) -> np.ndarray:
     return ordered[keep]
 
 
+def distinct_sorted(ordered: np.ndarray) -> np.ndarray:
+    """Distinct values of the sorted array ``ordered`` (no sort)."""
+    keep = np.empty(ordered.size, dtype=bool)
+    keep[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
+
+
 def repeated(ordered: np.ndarray) -> np.ndarray:
     """Sorted distinct values that occur more than once in the sorted array ``ordered``."""
     same = ordered[1:] == ordered[:-1]
-    return distinct(ordered[1:][same]) if same.any() else ordered[:0]
+    return distinct_sorted(ordered[1:][same]) if same.any() else ordered[:0]
 
 
 def member(ordered: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
@@ -275,52 +283,103 @@ def sharing(
         loaded = {pid: value for pid, value in pool.map(load, pids) if value is not None}
     if not loaded:
         return _empty(pids, names, errors, "; ".join(errors.values()) or "no processes", began, exact)
-    everything = np.sort(np.concatenate([pfns for pfns, _ in loaded.values()]))
+    # each guest's PFNs are sorted already: a stable sort of their concatenation only merges the runs
+    everything = np.sort(np.concatenate([pfns for pfns, _ in loaded.values()]), kind="stable")
     if everything.size and not everything.any():
         message = "every PFN reads as 0: reading page frame numbers needs root (CAP_SYS_ADMIN)"
         return _empty(pids, names, errors, message, began, exact)
     if exact:
-        candidates = distinct(everything)
+        candidates = distinct_sorted(everything)
     else:
         shared_somewhere = [pfns[~exclusive] for pfns, exclusive in loaded.values()]
-        candidates = distinct(np.concatenate([repeated(everything), *shared_somewhere]))
+        candidates = distinct_sorted(np.sort(np.concatenate([repeated(everything), *shared_somewhere]), kind="stable"))
     try:
         flags = read_kpageflags(candidates, root, threads)
     except OSError as exc:
         return _empty(pids, names, errors, f"cannot read /proc/kpageflags: {exc.strerror or exc}", began, exact)
     ksm_set = candidates[(flags >> np.uint64(KPF_KSM)) & np.uint64(1) == 1]
     zero_set = candidates[(flags >> np.uint64(KPF_ZERO_PAGE)) & np.uint64(1) == 1]
-    checked = candidates
+    owners = KsmOwners(ksm_set, len(loaded))
     guests = []
-    merged_sets: dict[int, np.ndarray] = {}
     for pid in pids:
         if pid not in loaded:
             guests.append(GuestPages(pid, names.get(pid, str(pid)), 0, 0, 0, 0, 0, 0, errors.get(pid)))
             continue
         pfns, _exclusive = loaded[pid]
-        merged = pfns[member(pfns, ksm_set)]
-        merged_sets[pid] = distinct(merged)
-        unchecked = 0 if exact else int(pfns.size - member(pfns, checked).sum())
+        merged = owners.add(pid, pfns)
+        distinct_merged = owners.distinct(pid)
+        unchecked = 0 if exact else int(pfns.size - member(pfns, candidates).sum())
         guests.append(
             GuestPages(
                 pid=pid,
                 name=names.get(pid, str(pid)),
                 present_pages=int(pfns.size),
-                merged_pages=int(merged.size),
-                distinct_merged=int(merged_sets[pid].size),
-                internal_pages=int(merged.size - merged_sets[pid].size),
+                merged_pages=merged,
+                distinct_merged=distinct_merged,
+                internal_pages=merged - distinct_merged,
                 zero_pages=int(member(pfns, zero_set).sum()),
                 unchecked_pages=unchecked,
             )
         )
-    pairs = {}
-    ordered = sorted(merged_sets)
-    for i, pid_a in enumerate(ordered):
-        for pid_b in ordered[i + 1 :]:
-            both = np.intersect1d(merged_sets[pid_a], merged_sets[pid_b], assume_unique=True)
-            pairs[(pid_a, pid_b)] = int(both.size)
     error = "; ".join(errors.values()) or None
-    return SharingReport(tuple(guests), pairs, time.perf_counter() - began, exact, int(candidates.size), error)
+    report = SharingReport(
+        tuple(guests), owners.pairs(), time.perf_counter() - began, exact, int(candidates.size), error
+    )
+    return report
+
+
+class KsmOwners:
+    """Which guests map each KSM page: one bit per guest in a mask per KSM PFN (guests beyond MASK_BITS fall
+    back to sorted sets). Pairs come from counting the distinct masks, not from intersecting every pair."""
+
+    MASK_BITS = 64
+
+    def __init__(self, ksm_set: np.ndarray, guests: int) -> None:
+        self.ksm_set = ksm_set
+        self.masks = np.zeros(ksm_set.size, dtype=np.uint64) if guests <= self.MASK_BITS else None
+        self.bits: dict[int, int] = {}
+        self.sets: dict[int, np.ndarray] = {}
+
+    def add(self, pid: int, pfns: np.ndarray) -> int:
+        """Record the KSM pages ``pid`` maps; returns how many of its pages map one."""
+        if self.ksm_set.size == 0:
+            self.sets[pid] = self.ksm_set
+            if self.masks is not None:
+                self.bits[pid] = len(self.bits)
+            return 0
+        index = np.searchsorted(self.ksm_set, pfns)
+        index[index == self.ksm_set.size] = 0
+        hit = self.ksm_set[index] == pfns
+        if self.masks is not None:
+            bit = self.bits[pid] = len(self.bits)
+            self.masks[index[hit]] |= np.uint64(1 << bit)  # repeated indices set the same bit: harmless
+        else:
+            self.sets[pid] = distinct(pfns[hit])
+        return int(hit.sum())
+
+    def distinct(self, pid: int) -> int:
+        """Distinct KSM pages ``pid`` maps."""
+        if self.masks is None or pid not in self.bits:
+            return int(self.sets[pid].size)
+        return int(np.count_nonzero(self.masks & np.uint64(1 << self.bits[pid])))
+
+    def pairs(self) -> dict[tuple[int, int], int]:
+        """(pid_a, pid_b), pid_a < pid_b -> distinct KSM pages both map."""
+        ordered = sorted(self.bits if self.masks is not None else self.sets)
+        if self.masks is None:
+            return {
+                (a, b): int(np.intersect1d(self.sets[a], self.sets[b], assume_unique=True).size)
+                for i, a in enumerate(ordered)
+                for b in ordered[i + 1 :]
+            }
+        used = self.masks[self.masks != 0]
+        combos, counts = np.unique(used, return_counts=True) if used.size else (used, used)
+        result = {}
+        for i, a in enumerate(ordered):
+            for b in ordered[i + 1 :]:
+                both = np.uint64((1 << self.bits[a]) | (1 << self.bits[b]))
+                result[(a, b)] = int(counts[(combos & both) == both].sum())
+        return result
 
 
 def _empty(

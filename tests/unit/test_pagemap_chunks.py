@@ -17,3 +17,37 @@ def test_chunked_reads_give_the_same_report(tree, monkeypatch, chunk_entries, ex
     chunked = sharing([10, 20, 30], root=tree, exact=exact)
     assert chunked.guests == whole.guests and chunked.pairs == whole.pairs
     assert chunked.flags_read == whole.flags_read and whole.guests[0].merged_pages > 0
+
+
+def test_random_trees_match_a_brute_force_count(tmp_path, monkeypatch):
+    """Guests map random PFNs (KSM, zero, private, some twice); every figure equals a count done by hand, with the
+    per-guest bit masks and with the sorted-set fallback used beyond 64 guests."""
+    import random
+    from collections import Counter
+
+    from tests.unit.test_pagemap_tree import ZERO_PFN, entry, write_kpageflags, write_process
+
+    rng = random.Random(7)
+    ksm_pfns = set(range(100, 160))
+    pids = list(range(10, 17))
+    maps = {}
+    for pid in pids:
+        pfns = [
+            rng.choice([*ksm_pfns, ZERO_PFN, 1000 + pid * 100 + rng.randrange(50)]) for _ in range(rng.randrange(1, 16))
+        ]
+        maps[pid] = pfns
+        write_process(tmp_path, pid, [entry(pfn, exclusive=False) for pfn in pfns])
+    flags = {pfn: 1 << pagemap.KPF_KSM for pfn in ksm_pfns} | {ZERO_PFN: 1 << pagemap.KPF_ZERO_PAGE}
+    write_kpageflags(tmp_path, flags | {pfn: 0 for pfns in maps.values() for pfn in pfns if pfn not in flags})
+    expected_pairs = {
+        (a, b): len(set(maps[a]) & set(maps[b]) & ksm_pfns) for i, a in enumerate(pids) for b in pids[i + 1 :]
+    }
+    for mask_bits in (64, 3):
+        monkeypatch.setattr(pagemap.KsmOwners, "MASK_BITS", mask_bits)
+        report = sharing(pids, root=tmp_path, exact=True)
+        assert report.pairs == expected_pairs
+        for guest in report.guests:
+            merged = [pfn for pfn in maps[guest.pid] if pfn in ksm_pfns]
+            assert (guest.merged_pages, guest.distinct_merged) == (len(merged), len(set(merged)))
+            assert guest.internal_pages == sum(n - 1 for n in Counter(merged).values())
+            assert guest.zero_pages == maps[guest.pid].count(ZERO_PFN)
