@@ -182,13 +182,19 @@ def read_kpageflags(pfns: np.ndarray, root: str | Path = "/", threads: int = 1) 
         values = np.frombuffer(os.pread(fd, length * 8, pfn * 8), dtype="<u8")  # short past the end of memory
         buffer[base : base + values.size] = values
 
+    def read_all(batch: list[tuple[int, int, int]]) -> None:
+        for job in batch:
+            read(job)
+
     try:
         if threads > 1 and len(jobs) > 1:
+            # one task per thread, each a contiguous share of the reads: a task per read costs more in the
+            # pool than the read itself (tens of thousands of small reads for scattered KSM pages)
+            size = -(-len(jobs) // threads)
             with ThreadPoolExecutor(max_workers=threads) as pool:
-                list(pool.map(read, jobs, chunksize=max(1, len(jobs) // (threads * 4))))
+                list(pool.map(read_all, [jobs[i : i + size] for i in range(0, len(jobs), size)]))
         else:
-            for job in jobs:
-                read(job)
+            read_all(jobs)
     finally:
         os.close(fd)
     run = np.repeat(np.arange(starts.size), np.diff(np.concatenate((starts, [pfns.size]))))
