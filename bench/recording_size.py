@@ -3,7 +3,9 @@
     .venv/bin/python bench/recording_size.py [--guests 10] [--samples 1000]
 
 The session is synthetic (tests/support/synthetic.py) but moves like a real host: KSM converging, CPU time,
-faults and PSS changing. The issue's target is at most 100 bytes per guest per sample with compression.
+faults and PSS changing. The issue's target is at most 100 bytes per guest per sample with compression. The
+files are as `ksmtop record` writes them: every line with its checksum, a complete sample every KEYFRAME_SAMPLES
+samples (gzip: each one starting a new member, so damage costs at most the samples up to the next one).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ksmtop.recording import RecordingWriter, read_recording
+from ksmtop.recording import KEYFRAME_SAMPLES, RecordingWriter, read_recording
 from tests.support.synthetic import synthetic_session
 
 TARGET = 100
@@ -29,7 +31,10 @@ def main() -> int:
     args = parser.parse_args()
     snapshots = synthetic_session(args.guests, args.samples)
     cells = args.guests * args.samples
-    print(f"{args.guests} guests x {args.samples} samples ({cells} guest-samples)")
+    print(
+        f"{args.guests} guests x {args.samples} samples ({cells} guest-samples), "
+        f"a complete sample every {KEYFRAME_SAMPLES} (gzip: a new member)"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for name in ("session.jsonl", "session.jsonl.gz"):
             path = Path(tmp) / name

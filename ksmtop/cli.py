@@ -4,6 +4,7 @@ sessions (record, replay, export, plot: ksmtop/session_cli.py)."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -12,7 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ksmtop import __version__
-from ksmtop.model import Snapshot, to_dict
+from ksmtop.codec import snapshot_to_dict
+from ksmtop.config import config_path
+from ksmtop.config import load as load_preferences
+from ksmtop.model import Snapshot
 
 if TYPE_CHECKING:
     from ksmtop.source import Source
@@ -46,7 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="top for memory deduplication (KSM) on KVM hosts: per-guest merging, tunables, ksmd's price.",
     )
     parser.add_argument("--version", action="version", version=f"ksmtop {__version__}")
-    parser.add_argument("-i", "--interval", type=_positive_seconds, default=1.0, help="seconds between samples")
+    parser.add_argument(
+        "-i",
+        "--interval",
+        type=_positive_seconds,
+        default=None,
+        help="seconds between samples (default 1, or the config's)",
+    )
+    parser.add_argument(
+        "--config", metavar="PATH", help="preferences file (default $XDG_CONFIG_HOME/ksmtop/config.toml; W saves)"
+    )
     parser.add_argument(
         "-a", "--all", action="store_true", help="show every process taking part in KSM, not only qemu guests"
     )
@@ -75,11 +88,16 @@ def build_parser() -> argparse.ArgumentParser:
     from ksmtop import session_cli
 
     session_cli.register(subparsers)
+    from ksmtop.exporter import cli as exporter_cli
+    from ksmtop.fleet import cli as fleet_cli
+
+    exporter_cli.register(subparsers)
+    fleet_cli.register(subparsers)
     return parser
 
 
 def _print_json(snapshot: Snapshot) -> None:
-    sys.stdout.write(json.dumps(to_dict(snapshot), separators=(",", ":"), ensure_ascii=False) + "\n")
+    sys.stdout.write(json.dumps(snapshot_to_dict(snapshot), separators=(",", ":"), ensure_ascii=False) + "\n")
     sys.stdout.flush()
 
 
@@ -98,18 +116,25 @@ def libvirt_uri(args: argparse.Namespace) -> str | None:
     return DEFAULT_URI
 
 
-def open_source(args: argparse.Namespace) -> Source:
+def open_source(args: argparse.Namespace, headless: bool = False) -> Source:
     """The source the arguments ask for: this host (with libvirt when there), or a remote host via libvirt."""
     from ksmtop.collect.libvirt import LibvirtConnection, is_remote
-    from ksmtop.source import LiveSource
+    from ksmtop.live import LiveSource
 
     uri = libvirt_uri(args)
     scope = "ksm" if args.all else "qemu"
+    first_wait = HEADLESS_FIRST_WAIT_S if headless else 0.0
     if uri is not None and is_remote(uri):
         from ksmtop.remote import RemoteSource
 
-        return RemoteSource(LibvirtConnection(uri))
-    source = LiveSource(root=args.root, scope=scope, libvirt=LibvirtConnection(uri) if uri else None)
+        return RemoteSource(LibvirtConnection(uri), controls=not headless, first_wait_s=first_wait)
+    source = LiveSource(
+        root=args.root,
+        scope=scope,
+        libvirt=LibvirtConnection(uri) if uri else None,
+        controls=not headless and str(args.root) == "/",
+        libvirt_first_wait_s=first_wait,
+    )
     if uri is None and args.no_libvirt:
         source.description += "; libvirt off (--no-libvirt)"
     elif uri is None and str(args.root) == "/":
@@ -123,11 +148,7 @@ later samples wait no longer than the screen's, so a hung libvirtd does not slow
 
 
 def open_headless_source(args: argparse.Namespace) -> Source:
-    source = open_source(args)
-    watcher = getattr(source, "watcher", None)
-    if watcher is not None:
-        watcher.first_wait_s = HEADLESS_FIRST_WAIT_S
-    return source
+    return open_source(args, headless=True)
 
 
 def run_headless(args: argparse.Namespace) -> int:
@@ -145,31 +166,44 @@ def run_headless(args: argparse.Namespace) -> int:
             count += 1
             if args.count is not None and count >= args.count:
                 break
-            next_at += args.interval
+            next_at = max(next_at + args.interval, time.monotonic() + args.interval / 2)  # no catch-up burst
             time.sleep(max(0.0, next_at - time.monotonic()))
     finally:
         source.close()
     return 0
 
 
+def apply_preferences(args: argparse.Namespace) -> None:
+    """The config file's preferences where the command line gives none (a bad file: its line, then defaults)."""
+    preferences, warning = load_preferences(args.config)
+    args.preferences, args.config_warning = preferences, warning
+    if warning and (args.once or args.batch or not sys.stdout.isatty()):
+        print(f"ksmtop: {warning}", file=sys.stderr)
+    if args.interval is None:
+        args.interval = preferences.interval
+    if not args.all and preferences.scope == "ksm":
+        args.all = True
+    if args.connect is None and not args.no_libvirt and preferences.connect:
+        args.connect = preferences.connect
+    if args.connect:  # the URI in use is the one W saves
+        args.preferences = dataclasses.replace(preferences, connect=args.connect)
+
+
 def run_tui(args: argparse.Namespace) -> int:
-    from ksmtop.source import LiveSource
     from ksmtop.tui.app import KsmTopApp
 
     if not sys.stdout.isatty():
         print("ksmtop: the screen needs a terminal; use --once --json or --batch for output to a pipe", file=sys.stderr)
         return 2
-    source = open_source(args)
-    controls = None
-    if str(args.root) == "/" or args.connect:
-        from ksmtop.collect.libvirt import LibvirtConnection
-        from ksmtop.control import GuestControls
-
-        uri = libvirt_uri(args)
-        libvirt = LibvirtConnection(uri) if uri else None
-        controls = GuestControls(on_event=source.add_event, libvirt=libvirt, local=isinstance(source, LiveSource))
-    KsmTopApp(source, interval=args.interval, controls=controls).run()
-    return 0
+    app = KsmTopApp(
+        open_source(args),
+        interval=args.interval,
+        preferences=args.preferences,
+        config_file=config_path(args.config),
+        config_warning=args.config_warning,
+    )
+    app.run()
+    return app.return_code or 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
             return session_cli.run(args)
         except KeyboardInterrupt:
             return 130
+    if args.command in ("exporter", "fleet"):
+        return args.run_command(args)
+    apply_preferences(args)
     if (args.once or args.batch) and not args.json:
         parser.error("--once and --batch print JSON: add --json")
     if args.json and not (args.once or args.batch):

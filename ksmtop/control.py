@@ -14,14 +14,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from ksmtop.collect.agent import AgentError, GuestAgent
 from ksmtop.collect.libvirt import LibvirtConnection, LibvirtError
 from ksmtop.collect.libvirt_agent import LibvirtAgent
+from ksmtop.guest_actions import WORKLOADS, Control, ControlError, NeedsForce, WorkloadState
 from ksmtop.lab.guests import DEFAULT_MEMORY_MIB, Lab, LabGuest
 from ksmtop.lab.paths import LabError
-from ksmtop.lab.workloads import WORKLOADS, WorkloadRun, WorkloadState, start_workload
+from ksmtop.lab.workloads import WorkloadRun, start_workload
 from ksmtop.model import DomainSample, Event
 from ksmtop.rows import GuestRow
 from ksmtop.safetext import safe
@@ -35,29 +35,6 @@ NOT_OURS = "no agent: not started by ksmtop (no guest-agent or QMP socket known)
 
 
 NOT_REMOTE = "not available remotely: only libvirt domains can be controlled on a remote host"
-
-
-class ControlError(Exception):
-    """A control action that failed; the message is one line, fit for the screen (made safe here)."""
-
-    def __init__(self, message: object) -> None:
-        super().__init__(safe(message))
-
-
-class NeedsForce(ControlError):
-    """A graceful stop did not stop the guest; a forced stop (with a confirm) is the next step."""
-
-
-@dataclass(frozen=True, slots=True)
-class Control:
-    """Whether the screen can control a guest, and if not, why. ``kind``: 'lab' (ksmtop's own qemu) or 'domain'
-    (through libvirt); ``running`` False for a shut-off domain (it can be started, not stopped)."""
-
-    can_control: bool
-    why: str = ""
-    name: str = ""
-    kind: str = ""
-    running: bool = True
 
 
 class GuestControls:
@@ -92,6 +69,24 @@ class GuestControls:
         if guest is None:
             return Control(False, NOT_OURS)
         return Control(True, name=guest.name, kind="lab")
+
+    def controls_for(self, rows: list[GuestRow]) -> dict[str, Control]:
+        """control_for() of every row, with the lab's state files read once (not once per row)."""
+        try:
+            lab_guests = {guest.pid: guest for guest in self.lab.guests()} if self.local else {}
+        except (OSError, ValueError):
+            lab_guests = {}
+        found = {}
+        for row in rows:
+            if row.domain is not None and self.libvirt is not None:
+                found[row.key] = Control(True, name=row.domain.name, kind="domain", running=row.domain.running)
+            elif not self.local:
+                found[row.key] = Control(False, NOT_REMOTE)
+            elif row.guest is not None and row.guest.pid in lab_guests:
+                found[row.key] = Control(True, name=lab_guests[row.guest.pid].name, kind="lab")
+            else:
+                found[row.key] = Control(False, NOT_OURS)
+        return found
 
     def _lab_guest(self, row: GuestRow) -> LabGuest | None:
         if row.guest is None:

@@ -19,7 +19,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ksmtop.collect.ksm import KNOBS
+from ksmtop.knobs import KNOBS
 from ksmtop.model import Snapshot
 
 CONVERGED_CHANGE = 0.005
@@ -146,47 +146,76 @@ class TradePoint:
     full_scan_seconds: float | None
 
 
-def trade(snapshots: Sequence[Snapshot]) -> list[TradePoint]:
-    """One point per stretch of constant pages_to_scan/sleep_millisecs with KSM running, oldest first."""
-    points: list[TradePoint] = []
-    stretch: list[Snapshot] = []
+class TradeTracker:
+    """The price table as snapshots arrive: one point per stretch of constant pages_to_scan/sleep_millisecs with
+    KSM running (finished stretches, then the running one). Fed once per sample, so the screen never walks its
+    history for it."""
 
-    def close() -> None:
-        if len(stretch) < 2:
+    MAX_POINTS = 100
+
+    def __init__(self) -> None:
+        self.finished: list[TradePoint] = []
+        self._first: Snapshot | None = None
+        self._last: Snapshot | None = None
+        self._key: tuple[int | None, int | None] = (None, None)
+        self._cpu_sum = 0.0
+        self._cpu_count = 0
+        self._full_scan: float | None = None
+
+    def add(self, snapshot: Snapshot) -> None:
+        ksm = snapshot.ksm
+        if not ksm.running:
+            self._close()
             return
-        seconds = stretch[-1].time - stretch[0].time
-        cpu = [s.host.ksmd_cpu_percent for s in stretch[1:] if s.host.ksmd_cpu_percent is not None]
-        scanned_0, scanned_1 = stretch[0].ksm.get("pages_scanned"), stretch[-1].ksm.get("pages_scanned")
+        key = (ksm.get("pages_to_scan"), ksm.get("sleep_millisecs"))
+        if self._first is not None and key != self._key:
+            self._close()
+        if self._first is None:
+            self._first, self._key = snapshot, key
+            self._cpu_sum, self._cpu_count, self._full_scan = 0.0, 0, None
+        elif snapshot.host.ksmd_cpu_percent is not None:
+            self._cpu_sum += snapshot.host.ksmd_cpu_percent
+            self._cpu_count += 1
+        full = snapshot.rates.measured_full_scan_seconds or snapshot.rates.full_scan_seconds
+        if full:
+            self._full_scan = full
+        self._last = snapshot
+
+    def points(self) -> list[TradePoint]:
+        """Finished stretches, then the running one, oldest first."""
+        running = self._point()
+        return [*self.finished, running] if running is not None else list(self.finished)
+
+    def _point(self) -> TradePoint | None:
+        first, last = self._first, self._last
+        if first is None or last is None or last is first:
+            return None
+        seconds = last.time - first.time
+        scanned_0, scanned_1 = first.ksm.get("pages_scanned"), last.ksm.get("pages_scanned")
         rate = (
             (scanned_1 - scanned_0) / seconds
             if seconds > 0 and scanned_0 is not None and scanned_1 is not None
             else None
         )
-        full = [
-            s.rates.measured_full_scan_seconds or s.rates.full_scan_seconds
-            for s in stretch
-            if s.rates.measured_full_scan_seconds or s.rates.full_scan_seconds
-        ]
-        points.append(
-            TradePoint(
-                pages_to_scan=stretch[0].ksm.get("pages_to_scan") or 0,
-                sleep_millisecs=stretch[0].ksm.get("sleep_millisecs") or 0,
-                seconds=seconds,
-                ksmd_cpu_percent=sum(cpu) / len(cpu) if cpu else None,
-                scanned_pages_per_s=rate,
-                full_scan_seconds=full[-1] if full else None,
-            )
+        return TradePoint(
+            pages_to_scan=self._key[0] or 0,
+            sleep_millisecs=self._key[1] or 0,
+            seconds=seconds,
+            ksmd_cpu_percent=self._cpu_sum / self._cpu_count if self._cpu_count else None,
+            scanned_pages_per_s=rate,
+            full_scan_seconds=self._full_scan,
         )
 
+    def _close(self) -> None:
+        point = self._point()
+        if point is not None:
+            self.finished = [*self.finished, point][-self.MAX_POINTS :]
+        self._first = self._last = None
+
+
+def trade(snapshots: Sequence[Snapshot]) -> list[TradePoint]:
+    """One point per stretch of constant pages_to_scan/sleep_millisecs with KSM running, oldest first."""
+    tracker = TradeTracker()
     for snapshot in snapshots:
-        key = (snapshot.ksm.get("pages_to_scan"), snapshot.ksm.get("sleep_millisecs"))
-        if not snapshot.ksm.running:
-            close()
-            stretch = []
-            continue
-        if stretch and key != (stretch[0].ksm.get("pages_to_scan"), stretch[0].ksm.get("sleep_millisecs")):
-            close()
-            stretch = []
-        stretch.append(snapshot)
-    close()
-    return points
+        tracker.add(snapshot)
+    return tracker.points()

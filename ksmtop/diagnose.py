@@ -7,9 +7,12 @@ read on demand) and, when known, the full scans completed since the guest starte
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from ksmtop.collect.smaps import SmapsSummary
 from ksmtop.model import GuestSample, HostSample, KsmState
+
+if TYPE_CHECKING:
+    from ksmtop.collect.smaps import SmapsSummary
 
 SIDE_CHANNEL_WARNING = (
     "KSM across mutually untrusted guests opens side channels (a guest can tell by timing which pages others hold, "

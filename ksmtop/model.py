@@ -275,28 +275,15 @@ def field_info(cls: type, name: str) -> FieldInfo:
 
 
 def to_dict(snapshot: Snapshot) -> dict[str, Any]:
-    """A JSON-ready dict with the model's own field names."""
-    return dataclasses.asdict(snapshot)
+    """A JSON-ready dict with the model's own field names (ksmtop.codec.snapshot_to_dict)."""
+    from ksmtop.codec import snapshot_to_dict
+
+    return snapshot_to_dict(snapshot)
 
 
 def snapshot_from_dict(data: dict[str, Any]) -> Snapshot:
-    """Inverse of to_dict (recordings and replay); raises KeyError/TypeError on malformed input."""
-    return Snapshot(
-        time=float(data["time"]),
-        interval_s=data["interval_s"],
-        scope=data["scope"],
-        host=HostSample(**data["host"]),
-        ksm=KsmState(
-            available=data["ksm"]["available"],
-            values=dict(data["ksm"]["values"]),
-            choices={k: tuple(v) for k, v in data["ksm"].get("choices", {}).items()},
-            error=data["ksm"].get("error"),
-        ),
-        rates=KsmRates(**data["rates"]),
-        guests=tuple(GuestSample(**g) for g in data["guests"]),
-        events=tuple(Event(**e) for e in data.get("events", ())),
-        is_root=data.get("is_root", True),
-        domains=tuple(DomainSample(**d) for d in data.get("domains", ())),
-        mode=data.get("mode", "local"),
-        libvirt_status=data.get("libvirt_status"),
-    )
+    """Inverse of to_dict, for untrusted input (ksmtop.codec.snapshot_from_dict): raises CodecError, a
+    ValueError naming the field, on malformed input."""
+    from ksmtop.codec import snapshot_from_dict as decode
+
+    return decode(data)

@@ -8,13 +8,20 @@ No UI imports.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-from ksmtop.collect.ksm import KNOBS, TunableError, WriteResult, validate
 from ksmtop.collect.libvirt import NODE_KSM_TUNABLES, LibvirtConnection, LibvirtError
 from ksmtop.collect.libvirt_watch import DomainWatcher, LibvirtView
-from ksmtop.model import Event, HostSample, KsmState, Scope, Snapshot
+from ksmtop.diagnose import Diagnosis, diagnose
+from ksmtop.knobs import KNOBS, TunableError, WriteResult, validate
+from ksmtop.model import Event, GuestSample, HostSample, KsmState, Scope, Snapshot
+from ksmtop.rates import ksm_rates
 from ksmtop.safetext import safe
-from ksmtop.sampler import ksm_rates
+from ksmtop.source import Controls, Limits
+
+if TYPE_CHECKING:
+    from ksmtop.collect.pagemap import SharingReport
 
 REMOTE_WAIT_S = 2.0
 """How long a sample waits for the remote libvirtd before it shows the previous answer."""
@@ -55,12 +62,33 @@ def _ksm(view: LibvirtView) -> KsmState:
 class RemoteSource:
     """Snapshots of a remote host from its libvirtd; tunable writes go through the node memory parameters API."""
 
-    def __init__(self, connection: LibvirtConnection) -> None:
+    clock = None
+
+    def __init__(
+        self,
+        connection: LibvirtConnection,
+        *,
+        controls: bool | Callable[[Callable[[Event], None]], Controls] = True,
+        first_wait_s: float = 0.0,
+    ) -> None:
+        """``controls``: start, stop and run workloads in domains through the same connection (or a factory
+        of the controls, given where their events go)."""
         self.connection = connection
         self.description = f"remote {connection.label}"
-        self.can_edit = True
-        self.why_read_only = ""
+        self.limits = Limits(
+            widen="a remote host's rows are its libvirt domains: other KSM users are not visible",
+            sharing=f"the sharing matrix reads this host's page tables: {NOT_REMOTE}",
+            controls="" if controls else "guest controls are off",
+        )
+        self.controls: Controls | None = None
+        if callable(controls):
+            self.controls = controls(self.add_event)
+        elif controls:
+            from ksmtop.control import GuestControls
+
+            self.controls = GuestControls(on_event=self.add_event, libvirt=connection, local=False)
         self.watcher = DomainWatcher(connection, node=True, fault_counters=True)
+        self.watcher.first_wait_s = first_wait_s
         self._previous: Snapshot | None = None
         self._previous_monotonic = 0.0
         self._events: list[Event] = []
@@ -113,6 +141,9 @@ class RemoteSource:
         )
         return result
 
+    def unavailable_knobs(self, state: KsmState) -> dict[str, str]:
+        return unavailable_remotely([name for name in KNOBS if name not in state.values])
+
     def set_scope(self, scope: Scope) -> None:
         """Remote rows are libvirt domains: there are no other KSM processes to widen to."""
 
@@ -121,6 +152,12 @@ class RemoteSource:
 
     def select(self, pid: int | None) -> None:
         pass
+
+    def diagnose(self, guest: GuestSample, snapshot: Snapshot, full_scans: int | None) -> Diagnosis:
+        return diagnose(guest, snapshot.ksm, None, snapshot.host.page_size, full_scans)
+
+    def sharing(self, guests: Sequence[GuestSample], exact: bool = False) -> SharingReport:
+        raise RuntimeError(self.limits.sharing)
 
     def close(self) -> None:
         self.watcher.close()

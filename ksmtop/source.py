@@ -1,116 +1,133 @@
-"""Where snapshots come from. The screens talk to a Source and cannot tell live data from a replay.
+"""Where snapshots come from, and what the screens may ask of it.
 
-LiveSource samples this host; ReplaySource (ksmtop/replay.py) yields the same Snapshot objects from a recording;
-RecordingSource writes what another source yields to a recording.
+The screens hold a Source and ask it what it can do (``limits``, ``controls``, ``clock``); they never look at
+its type. LiveSource (live.py) samples this host, RemoteSource (remote.py) a remote host through libvirt alone,
+ReplaySource (replay.py) plays a recording. This module is the ground floor: the protocol and the small types
+it speaks, no I/O and no UI, so the screens can import it without importing a collector.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import time
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from ksmtop.collect.ksm import WriteResult, write_tunable
-from ksmtop.model import Event, Scope, Snapshot
-from ksmtop.sampler import Sampler
+from ksmtop.diagnose import Diagnosis
+from ksmtop.guest_actions import Control, WorkloadState
+from ksmtop.history import History
+from ksmtop.knobs import WriteResult
+from ksmtop.model import Event, GuestSample, KsmState, Scope, Snapshot
+from ksmtop.rows import GuestRow
 
 if TYPE_CHECKING:
-    from ksmtop.collect.libvirt import LibvirtConnection
-    from ksmtop.recording import RecordingWriter
+    from ksmtop.collect.pagemap import SharingReport
 
-LIBVIRT_WAIT_S = 0.5
-"""How long a sample waits for libvirt's answer before it shows the previous one (a hung libvirtd never stalls)."""
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What a source cannot do, each with the reason in words ("" where it can)."""
+
+    tunables: str = ""
+    """Why the KSM tunables are read-only here (not root; a replay)."""
+    widen: str = ""
+    """Why the guest list cannot widen to every process using KSM (a remote host)."""
+    sharing: str = ""
+    """Why the sharing matrix cannot be computed (it reads this host's page tables)."""
+    controls: str = ""
+    """Why guests cannot be started, stopped or given workloads."""
+    session: str = ""
+    """Why this session cannot be recorded, noted or re-paced (a replay plays a recording at its own pace)."""
+
+
+class WorkloadProgress(Protocol):
+    """A workload started in a guest, as the screen follows it."""
+
+    @property
+    def label(self) -> str: ...
+    @property
+    def state(self) -> WorkloadState | None: ...
+
+
+class StartedGuest(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def pid(self) -> int: ...
+    @property
+    def accel(self) -> str: ...
+
+
+class Controls(Protocol):
+    """Guest controls (control.py): every call blocks (agent, QMP and libvirt calls with timeouts), so the
+    screen makes them from worker threads. Failures raise guest_actions.ControlError with one line."""
+
+    local: bool
+    """False on a remote host, where only libvirt domains can be controlled."""
+
+    def control_for(self, row: GuestRow) -> Control: ...
+    def controls_for(self, rows: list[GuestRow]) -> dict[str, Control]: ...
+    def ping(self, row: GuestRow) -> str: ...
+    def workload(self, key: str) -> WorkloadProgress | None: ...
+    def poll_workload(self, row: GuestRow) -> WorkloadState | None: ...
+    def start(self, name: str | None = None, memory_mib: int = ...) -> StartedGuest: ...
+    def start_domain(self, row: GuestRow) -> str: ...
+    def stop(self, row: GuestRow, force: bool = False) -> str: ...
+    def start_workload(self, row: GuestRow, workload: str, argument: int | None = None) -> WorkloadProgress: ...
+
+
+class Clock(Protocol):
+    """A replay's clock: which recorded sample the next ``sample()`` gives, and how fast frames come."""
+
+    speed: int
+    index: int
+    warnings: list[str]
+    """What looked wrong in the recording (said once, when the replay starts)."""
+
+    @property
+    def at_end(self) -> bool: ...
+    @property
+    def last(self) -> int: ...
+    def seek(self, index: int) -> int: ...
+    def step(self, count: int) -> int: ...
+    def next_event(self) -> int | None: ...
+    def change_speed(self, direction: int) -> int: ...
+    def frame_interval(self, fallback: float = 1.0) -> float: ...
+    def history(self) -> History:
+        """The history the screen would hold live at this position (sparklines, convergence, timeline)."""
+        ...
+
+    def position_text(self) -> str: ...
 
 
 class Source(Protocol):
     """What the screens need from a source of snapshots."""
 
     description: str
-    can_edit: bool
-    why_read_only: str
+    """Where the figures come from, in words ("live", "replay s.jsonl.gz", "remote qemu+ssh://...")."""
+    limits: Limits
+    controls: Controls | None
+    """None: guests cannot be controlled here (``limits.controls`` says why)."""
+    clock: Clock | None
+    """A replay's clock; None live."""
 
     def sample(self) -> Snapshot: ...
     def write_tunable(self, name: str, value: str) -> WriteResult: ...
+    def unavailable_knobs(self, state: KsmState) -> dict[str, str]:
+        """Knobs this kernel has but this source cannot read or write, each with why."""
+        ...
+
     def set_scope(self, scope: Scope) -> None: ...
     def add_event(self, event: Event) -> None: ...
-    def select(self, pid: int | None) -> None: ...
-    def close(self) -> None: ...
-
-
-class LiveSource:
-    """Samples this host through the Sampler; tunable writes go to /sys/kernel/mm/ksm and become events."""
-
-    def __init__(self, root: str | Path = "/", scope: Scope = "qemu", libvirt: LibvirtConnection | None = None) -> None:
-        self.sampler = Sampler(root=root, scope=scope)
-        self.root = root
-        self.description = "live" if str(root) == "/" else f"live ({root})"
-        self.can_edit = self.sampler.is_root
-        self.why_read_only = "" if self.can_edit else "not root: KSM tunables can only be changed by root"
-        self.watcher = None
-        if libvirt is not None:
-            from ksmtop.collect.libvirt_watch import DomainWatcher
-
-            self.watcher = DomainWatcher(libvirt, fault_counters=self.sampler.is_root)
-
-    def sample(self) -> Snapshot:
-        if self.watcher is None:
-            return self.sampler.sample()
-        ticket = self.watcher.poke()  # libvirt answers while /proc is read
-        snapshot = self.sampler.sample()
-        view = self.watcher.latest(ticket, LIBVIRT_WAIT_S)
-        return dataclasses.replace(snapshot, domains=view.domains, libvirt_status=view.status)
-
-    def write_tunable(self, name: str, value: str) -> WriteResult:
-        result = write_tunable(name, value, self.root)
-        self.sampler.add_event(
-            Event(
-                time=time.time(),
-                kind="tunable",
-                text=result.message,
-                data={
-                    "name": name,
-                    "old": result.old_value,
-                    "requested": result.requested,
-                    "new": result.new_value,
-                    "ok": result.ok,
-                    "errno": result.errno,
-                },
-            )
-        )
-        return result
-
-    def set_scope(self, scope: Scope) -> None:
-        self.sampler.set_scope(scope)
-
-    def add_event(self, event: Event) -> None:
-        self.sampler.add_event(event)
-
     def select(self, pid: int | None) -> None:
-        self.sampler.selected_pid = pid
+        """The guest the screen shows in full (its PSS is read more often)."""
+        ...
 
-    def close(self) -> None:
-        if self.watcher is not None:
-            self.watcher.close()
-        self.sampler.close()
+    def diagnose(self, guest: GuestSample, snapshot: Snapshot, full_scans: int | None) -> Diagnosis:
+        """Why the guest merges or not (blocking: live, it reads the guest's smaps)."""
+        ...
 
+    def sharing(self, guests: Sequence[GuestSample], exact: bool = False) -> SharingReport:
+        """Pages shared between every pair of guests (blocking; only where ``limits.sharing`` is empty)."""
+        ...
 
-class RecordingSource:
-    """Another Source, recorded: every snapshot it yields is written first (in the sampling thread, so the
-    screen never waits on the disk). Everything else goes to the wrapped source."""
-
-    def __init__(self, inner: Source, writer: RecordingWriter) -> None:
-        self.inner = inner
-        self.writer = writer
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.inner, name)
-
-    def sample(self) -> Snapshot:
-        snapshot = self.inner.sample()
-        self.writer.write(snapshot)
-        return snapshot
-
-    def close(self) -> None:
-        self.writer.close()
-        self.inner.close()
+    def close(self) -> None: ...

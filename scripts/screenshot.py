@@ -13,15 +13,13 @@ import asyncio
 from pathlib import Path
 
 from ksmtop.collect.libvirt import LibvirtConnection
-from ksmtop.control import GuestControls
-from ksmtop.source import LiveSource
+from ksmtop.live import LiveSource
 from ksmtop.tui.app import KsmTopApp
 
 
 async def shoot(seconds: float, scope: str, output: Path, size: tuple[int, int], uri: str | None) -> None:
-    source = LiveSource(scope=scope, libvirt=LibvirtConnection(uri) if uri else None)  # type: ignore[arg-type]
-    controls = GuestControls(on_event=source.add_event, libvirt=LibvirtConnection(uri) if uri else None)
-    app = KsmTopApp(source, interval=1.0, controls=controls)
+    source = LiveSource(scope=scope, libvirt=LibvirtConnection(uri) if uri else None, controls=True)  # type: ignore[arg-type]
+    app = KsmTopApp(source, interval=1.0)
     async with app.run_test(size=size) as pilot:
         await pilot.pause(seconds)
         app.save_screenshot(filename=output.name, path=str(output.parent))

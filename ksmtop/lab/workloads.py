@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 
 from ksmtop.collect.agent import AgentError, AgentTimeout, ExecStatus, GuestAgent
+from ksmtop.guest_actions import WORKLOADS, Workload, WorkloadState, workload_label
 from ksmtop.lab.paths import GUEST_AGENTS_IN_IMAGE, guest_agents_dir
 from ksmtop.safetext import safe
 
@@ -27,49 +28,6 @@ REMOVE_DIR = ("-c", 'rm -rf -- "$1"', "sh")
 """sh arguments that remove it; the directory is the positional argument $1, never part of the command."""
 _PRIVATE_DIR = re.compile(re.escape(PUSHED_PREFIX) + r"[A-Za-z0-9]{6,}")
 OUTPUT_TAIL_BYTES = 4096
-
-
-@dataclass(frozen=True, slots=True)
-class Workload:
-    name: str
-    script: str
-    description: str
-    argument: str
-    """What the one number means ("MiB", "seconds", "limit"), or "" when it takes none."""
-    default: int | None = None
-
-
-WORKLOADS: dict[str, Workload] = {
-    w.name: w
-    for w in (
-        Workload("idle", "idle.sh", "do nothing for a while (baseline)", "seconds", 60),
-        Workload("primes", "primes.sh", "CPU-bound prime search (little memory)", "limit", 20000),
-        Workload("fill-random", "fill_random.sh", "fill guest memory with random data (never merges)", "MiB", 64),
-        Workload("fill-same", "fill_same.sh", "fill guest memory with identical data (merges)", "MiB", 64),
-        Workload("release", "release.sh", "drop the fill", ""),
-    )
-}
-
-
-@dataclass(frozen=True, slots=True)
-class WorkloadState:
-    running: bool
-    exitcode: int | None
-    signal: int | None
-    output_tail: str
-    error_tail: str
-    elapsed_s: float
-
-    @property
-    def succeeded(self) -> bool:
-        return not self.running and self.exitcode == 0
-
-    def describe(self) -> str:
-        if self.running:
-            return f"running for {self.elapsed_s:.0f} s"
-        if self.signal is not None:
-            return f"killed by signal {self.signal} after {self.elapsed_s:.1f} s"
-        return f"exit code {self.exitcode} after {self.elapsed_s:.1f} s"
 
 
 @dataclass(slots=True)
@@ -87,8 +45,7 @@ class WorkloadRun:
 
     @property
     def label(self) -> str:
-        unit = f" {self.workload.argument}" if self.workload.argument == "MiB" else ""
-        return self.workload.name if self.argument is None else f"{self.workload.name} {self.argument}{unit}"
+        return workload_label(self.workload, self.argument)
 
     def poll(self, agent: GuestAgent, timeout: float | None = None) -> WorkloadState:
         """The workload's state now (one guest-exec-status call while it runs; none once it has ended)."""

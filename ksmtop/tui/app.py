@@ -1,57 +1,66 @@
-"""The ksmtop application: wires a Source of snapshots to the widgets. Sampling runs in a thread worker;
-the screen never waits on I/O."""
+"""The ksmtop application: a Source of snapshots, a View worked out once per sample, the main screen drawing it.
+
+Data flows one way, once per sample: the sample loop (tui/work.py) takes a snapshot in a thread; the app joins it
+into the View (rows filtered, sorted and formatted once) and hands each part to the screen, whose widgets
+redraw only what changed. The guest controls, the session (recording, replay clock) and the diagnosis are plain
+objects the app owns; what they do in threads comes back as messages. The app asks the Source what it can do;
+it never looks at its type.
+"""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable
+from importlib.resources import files
+from pathlib import Path
 
-from textual import work
 from textual.app import SystemCommand
 from textual.binding import Binding
-from textual.message import Message
 from textual.screen import Screen
-from textual.timer import Timer
 
-from ksmtop.collect.ksm import WriteResult
-from ksmtop.control import GuestControls
-from ksmtop.model import Snapshot
-from ksmtop.rows import GuestRow, find_row, guest_rows
-from ksmtop.sampler import History
+from ksmtop.config import DEFAULTS, Preferences
+from ksmtop.config import save as save_preferences
+from ksmtop.convergence import TradeTracker, convergence
+from ksmtop.history import History
+from ksmtop.knobs import WriteResult
+from ksmtop.model import Event, Snapshot
+from ksmtop.recording import RecordingWriter
 from ksmtop.source import Source
-from ksmtop.tui.guest_controls import CONTROL_BINDINGS, GuestControlsMixin
-from ksmtop.tui.insight import InsightMixin
+from ksmtop.tui.base import SamplingApp
+from ksmtop.tui.guest_control import CONTROL_BINDINGS, GuestController
+from ksmtop.tui.insight import InsightController
+from ksmtop.tui.screens.columns import ColumnsScreen
 from ksmtop.tui.screens.help import HelpScreen
-from ksmtop.tui.screens.interval import IntervalScreen
 from ksmtop.tui.screens.main import MainScreen
 from ksmtop.tui.screens.sharing import SharingScreen
-from ksmtop.tui.session_controls import SESSION_BINDINGS, SessionControlsMixin
+from ksmtop.tui.session import SESSION_BINDINGS, SessionController, record_once
+from ksmtop.tui.view import Trends, View
 from ksmtop.tui.widgets.guests import GuestTable
+from ksmtop.tui.widgets.line_table import LineTable
+from ksmtop.tui.widgets.summary import CONVERGENCE_WINDOW, merging_text, summary_text
+from ksmtop.tui.widgets.timeline import SHOWN
 from ksmtop.tui.widgets.tunables import TunablesPanel
+from ksmtop.tui.work import SampleLoop, error_text, in_thread
+
+SORT_BINDINGS = [
+    Binding("less_than_sign", "sort_step(-1)", "Sort ←", show=False),
+    Binding("greater_than_sign", "sort_step(1)", "Sort →", show=False),
+    Binding("I", "invert", "Invert", show=False),
+    Binding("M", "sort_by('rss_bytes')", "Sort RSS", show=False),
+    Binding("P", "sort_by('cpu_percent')", "Sort CPU", show=False),
+    Binding("K", "sort_by('ksm_merging_pages')", "Sort merged", show=False),
+    Binding("F", "sort_by('faults_per_s')", "Sort faults", show=False),
+    Binding("N", "sort_by('name')", "Sort name", show=False),
+]
+GUEST_KEYS = ("start_guest", "stop_guest", "destroy_guest", "workload")
+STYLESHEET = files("ksmtop.tui").joinpath("ksmtop.tcss").read_text(encoding="utf-8")
+"""Read once, when the app's module is imported: a screen that later runs with fewer rights (a test that drops
+to nobody after importing as root; a package directory that became unreadable) needs no file to draw."""
 
 
-class SnapshotReady(Message):
-    def __init__(self, snapshot: Snapshot, took_s: float) -> None:
-        super().__init__()
-        self.snapshot = snapshot
-        self.took_s = took_s
-
-
-class SampleFailed(Message):
-    def __init__(self, error: str) -> None:
-        super().__init__()
-        self.error = error
-
-
-class TunableWritten(Message):
-    def __init__(self, result: WriteResult) -> None:
-        super().__init__()
-        self.result = result
-
-
-class KsmTopApp(SessionControlsMixin, GuestControlsMixin, InsightMixin):
+class KsmTopApp(SamplingApp):
     TITLE = "ksmtop"
-    CSS_PATH = "ksmtop.tcss"
+    CSS = STYLESHEET
     BINDINGS = [
         Binding("q", "quit", "Quit"),
         Binding("question_mark", "help", "Help"),
@@ -61,31 +70,64 @@ class KsmTopApp(SessionControlsMixin, GuestControlsMixin, InsightMixin):
         Binding("slash,backslash", "filter", "Filter"),
         Binding("tab", "focus_next", "Next pane", show=False),
         Binding("m", "sharing", "Sharing"),
+        Binding("f", "columns", "Columns", show=False),
+        Binding("W", "save_preferences", "Save setup", show=False),
         *CONTROL_BINDINGS,
         *SESSION_BINDINGS,
+        *SORT_BINDINGS,
     ]
 
-    def __init__(self, source: Source, interval: float = 1.0, controls: GuestControls | None = None) -> None:
+    def __init__(
+        self,
+        source: Source,
+        interval: float | None = None,
+        *,
+        paused: bool = False,
+        record_dir: Path | None = None,
+        preferences: Preferences = DEFAULTS,
+        config_file: Path | None = None,
+        config_warning: str | None = None,
+    ) -> None:
+        """``preferences``: the config file's (sort, columns); ``config_file``: where W saves them;
+        ``config_warning``: why the file could not be used (said once on the screen)."""
         super().__init__()
         self.source = source
-        self.controls = controls
-        self.init_controls()
-        self.interval = interval
-        self.paused = False
+        self.interval = interval if interval is not None else preferences.interval
+        self.preferences = preferences
+        self.config_file = config_file
+        self.config_warning = config_warning
+        self.view = View(sort_key=preferences.sort, sort_reverse=preferences.reverse, columns=preferences.columns)
         self.history = History()
-        self.init_session()
-        self.live_root: str | None = str(source.root) if hasattr(source, "root") else None
-        self.init_insight(self.live_root or "/")
-        self.selected_pid: int | None = None
-        self.selected_key: str | None = None
+        self.trends = Trends()
+        self.trade = TradeTracker()
+        self.events: deque[Event] = deque(maxlen=SHOWN)
+        self.loop = SampleLoop(self, self)
+        self.loop.paused = paused
+        self.clock = source.clock
+        self.guests = GuestController(self, source, self.redraw_selected, self.sample_now)
+        self.session = SessionController(self, source, record_dir or Path.cwd(), self.sample_now, lambda: self.interval)
+        self.insight = InsightController(self, source, self.redraw_selected)
         self.last_took_s = 0.0
         self.sample_error = ""
-        self._timer: Timer | None = None
+        self._offered: tuple[bool, ...] = ()
+        self._last_taken: Snapshot | None = None
+
+    # --- state the tests and the command palette read -----------------------------------------------------
+    @property
+    def selected_key(self) -> str | None:
+        return self.view.selection.key
+
+    @property
+    def selected_pid(self) -> int | None:
+        return self.view.selected_pid
+
+    @property
+    def recorder(self) -> RecordingWriter | None:
+        return self.session.recorder
 
     @property
     def closing(self) -> bool:
-        """True once the app is exiting: worker messages that still arrive are dropped (the widgets may be gone)."""
-        # App._exit is set by App.exit(); a shutdown after an error removes the screen's widgets without it
+        """True once the app is exiting: worker results that still arrive are dropped (the widgets may be gone)."""
         return self._exit or not self.main.is_attached or not self.main.children
 
     def get_default_screen(self) -> MainScreen:
@@ -94,203 +136,316 @@ class KsmTopApp(SessionControlsMixin, GuestControlsMixin, InsightMixin):
 
     def on_main_screen_ready(self, message: MainScreen.Ready) -> None:
         """The screen's widgets exist: start sampling."""
-        self.main.query_one(TunablesPanel).set_read_only("" if self.source.can_edit else self.source.why_read_only)
+        if self.config_warning:
+            self.notify(self.config_warning, title="Preferences", severity="warning", timeout=15)
+        self.main.set_read_only(self.source.limits.tunables)
         self._set_banner(None)
         self.sample_now()
 
-    # --- sampling -----------------------------------------------------------------------------------------
+    # --- sampling (SampleLoop's host) ---------------------------------------------------------------------
     def sample_now(self) -> None:
-        if self._timer is not None:
-            self._timer.stop()
-            self._timer = None
-        self._sample()
+        self.loop.request()
 
-    @work(thread=True, exclusive=True, group="sample")
-    def _sample(self) -> None:
-        started = time.monotonic()
-        try:
-            snapshot = self.source.sample()
-        except Exception as exc:  # a collector bug must not freeze the screen: say it and keep going
-            self.post_message(SampleFailed(f"sampling failed: {type(exc).__name__}: {exc}"))
-            return
-        self.post_message(SnapshotReady(snapshot, time.monotonic() - started))
-
-    def _arm(self) -> None:
-        if self._timer is not None:
-            self._timer.stop()
-            self._timer = None
+    def sample_soon(self) -> None:
         if not self.paused:
-            self._timer = self.set_timer(self.next_interval(), self._sample)
+            self.sample_now()
 
-    def on_snapshot_ready(self, message: SnapshotReady) -> None:
-        if self.closing:
-            return  # the app is closing
-        self.history.append(message.snapshot)
-        self.snapshot_taken(message.snapshot)
-        self.last_took_s = message.took_s
+    def sample_job(self) -> Callable[[], object]:
+        source, recorder = self.source, self.session.recorder  # read here, on the UI thread
+
+        def job() -> tuple[Snapshot, RecordingWriter | None, str | None]:
+            snapshot = source.sample()
+            error = record_once(recorder, snapshot) if recorder is not None else None
+            return snapshot, recorder, error
+
+        return job
+
+    def next_interval(self) -> float:
+        clock = self.session.clock
+        return clock.frame_interval(self.interval) if clock is not None else self.interval
+
+    def sample_failed(self, error: str) -> None:
+        self.sample_error = error
+        self.show_status()
+
+    def sample_landed(self, landed: object, took_s: float) -> None:
+        snapshot, recorder, error = landed  # type: ignore[misc]
+        if error is not None and recorder is not None:
+            self.session.recording_failed(recorder, error)
+        self.last_took_s = took_s
         self.sample_error = ""
-        self.show(message.snapshot)
-        self.refresh_controls(guest_rows(message.snapshot))
-        self._arm()
+        self._take(snapshot)
+        self._draw()
 
-    def on_sample_failed(self, message: SampleFailed) -> None:
-        if self.closing:
+    def _take(self, snapshot: Snapshot) -> None:
+        """The new snapshot into the history and everything kept from it (once per sample)."""
+        clock = self.session.clock
+        if clock is None:
+            self.history.append(snapshot)
+            new: list[Snapshot] | None = [snapshot]
+        else:
+            if not self.history and clock.warnings:
+                for warning in clock.warnings:
+                    self.notify(warning, title="Recording", severity="warning", timeout=10)
+            history = clock.history()  # a jump or a fast speed moves more than one sample
+            new = self._appended(history) if history is self.history else None
+            self.history = history
+            if clock.at_end and not self.paused:
+                self.loop.pause(True)
+                self.notify("end of the recording (g: back to the start)")
+        self.view.update(snapshot)
+        if new is not None:
+            for taken in new:
+                self.trends.add(taken)
+                self.trade.add(taken)
+                self.events.extend(taken.events)
+        else:  # a replay jumped back, or far: everything kept from the history starts again
+            self.trends.reset(self.history, self.trends.selected_pid)
+            self.trade = TradeTracker()
+            self.events.clear()
+            for earlier in self.history:
+                self.trade.add(earlier)
+                self.events.extend(earlier.events)
+        self._last_taken = snapshot
+        pid = self.view.selected_pid
+        self.trends.select(pid, self.history)  # the selection may have followed a guest that left
+        self.source.select(pid)
+
+    def _appended(self, history: History) -> list[Snapshot] | None:
+        """The snapshots a replay's history gained since the last one taken (None: it was rebuilt)."""
+        new: list[Snapshot] = []
+        for snapshot in reversed(history.snapshots):
+            if snapshot is self._last_taken:
+                return new[::-1]
+            new.append(snapshot)
+        return None
+
+    def _draw(self) -> None:
+        snapshot = self.view.snapshot
+        if snapshot is None or self.closing:
             return
-        self.sample_error = message.error
-        self._show_status()
-        self._arm()
-
-    def show(self, snapshot: Snapshot) -> None:
-        self.main.show(
-            snapshot,
-            self.history,
-            self.source.description,
-            self.selected_key,
-            self.control_text(self.selected_row()),
-            self.insight_for(self.selected_pid),
-        )
-        self.refresh_insight(snapshot, live=self.live_root is not None)
+        view, main = self.view, self.main
+        merging = None
+        if snapshot.mode != "remote":  # remote: the run state is unknown
+            merging = merging_text(convergence(self.history.last(CONVERGENCE_WINDOW)), snapshot.host.page_size)
+        main.show_summary(summary_text(snapshot, self.source.description, merging=merging))
         self._set_banner(snapshot)
-        self._show_status()
+        main.show_table(
+            view.table, view.selection.key, view.header_labels(), view.sort_key, view.sort_reverse, view.columns
+        )
+        main.show_tunables(snapshot.ksm, self.source.unavailable_knobs(snapshot.ksm), self.trade.points())
+        main.show_timeline(list(self.events))
+        main.show_graphs(self.trends)
+        self.redraw_selected()
+        self.guests.refresh(list(view.rows.values()), view.selected)
+        self.insight.refresh(snapshot, view.selected_pid, self.history)
+
+    def redraw_selected(self) -> None:
+        """What depends on the selected row: the details panel, its graph, the keys offered, the status line."""
+        snapshot = self.view.snapshot
+        if snapshot is None or self.closing:
+            return
+        row = self.view.selected
+        self.main.show_details(row, snapshot, self.guests.text_for(row), self.insight.text_for(self.view.selected_pid))
+        self._refresh_keys()
+        self.show_status()
+
+    def _refresh_keys(self) -> None:
+        """The footer is rebuilt only when the keys offered changed (rebuilding it costs more than a sample)."""
+        offered = tuple(bool(self.check_action(action, ())) for action in GUEST_KEYS)
+        if offered != self._offered and self.screen_stack:
+            self._offered = offered
+            self.refresh_bindings()
 
     def _set_banner(self, snapshot: Snapshot | None) -> None:
         messages = []
-        if not self.source.can_edit and self.source.why_read_only:
-            messages.append(f"READ-ONLY: {self.source.why_read_only}")
+        if self.source.limits.tunables:
+            messages.append(f"READ-ONLY: {self.source.limits.tunables}")
         if snapshot is not None and not snapshot.is_root:
             messages.append("per-process KSM figures and PSS need root: shown as unknown")
         if snapshot is not None and not snapshot.ksm.available:
             messages.append(f"KSM unavailable: {snapshot.ksm.error}. The guest list still works.")
         self.main.set_banner(messages)
 
-    def _show_status(self) -> None:
+    def show_status(self) -> None:
         if self.closing:
             return
-        state = "PAUSED (space resumes)" if self.paused else f"sampling every {self.interval:g} s"
-        parts = [state, f"last sample {self.last_took_s * 1000:.0f} ms", f"history {len(self.history)} samples"]
-        parts = self.session_status(parts)
+        session = self.session.status(playing=not self.paused)
+        if self.session.clock is not None:
+            parts = session
+        else:
+            state = "PAUSED (space resumes)" if self.paused else f"sampling every {self.interval:g} s"
+            parts = [state, f"last sample {self.last_took_s * 1000:.0f} ms", f"history {len(self.history)} samples"]
+            parts += session
         if self.sample_error:
             parts.append(self.sample_error)
-        if self.control_message:
-            parts.append(self.control_message)
+        if self.guests.message:
+            parts.append(self.guests.message)
         self.main.set_status("  |  ".join(parts))
 
-    # --- messages from widgets ----------------------------------------------------------------------------
-    def selected_row(self) -> GuestRow | None:
-        latest = self.history.latest
-        return find_row(latest, self.selected_key) if latest is not None else None
+    # --- messages from the screen -------------------------------------------------------------------------
+    def on_line_table_cursor_moved(self, message: LineTable.CursorMoved) -> None:
+        if not isinstance(message.table, GuestTable):
+            return
+        if self.view.select(message.key):
+            pid = self.view.selected_pid
+            self.source.select(pid)
+            self.trends.select(pid, self.history)
+            if self.view.snapshot is not None:
+                self.main.show_graphs(self.trends)
+                self.insight.refresh(self.view.snapshot, pid, self.history)
+            self.redraw_selected()
 
-    def on_guest_table_selected(self, message: GuestTable.Selected) -> None:
-        self.selected_key = message.key
-        self.selected_pid = message.pid
-        self.source.select(message.pid)
-        self.refresh_keys()
-        self.controls_changed()
+    def on_line_table_header_clicked(self, message: LineTable.HeaderClicked) -> None:
+        if isinstance(message.table, GuestTable):
+            self.action_sort_by(message.column)
 
-    def controls_changed(self) -> None:
-        if self.closing:
-            return  # the app is closing
-        self._show_status()
-        if self.history.latest is not None:
-            self.main.show_selected(
-                self.history.latest,
-                self.history,
-                self.selected_key,
-                self.control_text(self.selected_row()),
-                self.insight_for(self.selected_pid),
-            )
+    def on_main_screen_filter_changed(self, message: MainScreen.FilterChanged) -> None:
+        self.view.filter(message.text)
+        self._redraw_table()
 
-    def sample_soon(self) -> None:
-        if not self.paused:
-            self.sample_now()
+    def _redraw_table(self) -> None:
+        view = self.view
+        self.main.show_table(
+            view.table, view.selection.key, view.header_labels(), view.sort_key, view.sort_reverse, view.columns
+        )
+        self.redraw_selected()
 
     def on_tunables_panel_write_requested(self, message: TunablesPanel.WriteRequested) -> None:
-        self._write_tunable(message.name, message.value)
+        source, name, value = self.source, message.name, message.value
 
-    @work(thread=True, group="tunable")
-    def _write_tunable(self, name: str, value: str) -> None:
-        try:
-            result = self.source.write_tunable(name, value)
-        except Exception as exc:  # never a traceback on the screen: the panel says what went wrong
-            result = WriteResult(
-                name, None, value, None, ok=False, message=f"write failed: {type(exc).__name__}: {exc}"
-            )
-        self.post_message(TunableWritten(result))
+        def failed(exc: BaseException) -> None:  # never a traceback on the screen: the panel says what went wrong
+            self._written(WriteResult(name, None, value, None, ok=False, message=f"write failed: {error_text(exc)}"))
 
-    def on_tunable_written(self, message: TunableWritten) -> None:
-        if self.closing:
-            return  # the app is closing
-        result = message.result
-        self.main.query_one(TunablesPanel).show_result(result)
+        in_thread(self, lambda: source.write_tunable(name, value), self._written, group="tunable", failed=failed)
+
+    def _written(self, result: WriteResult) -> None:
+        self.main.show_write(result)
         if not result.ok:
-            self.notify(result.message, title="Refused", severity="error")
+            self.notify(result.message, title="Refused", severity="error", markup=False)
         elif result.warning:
-            self.notify(result.warning, title=result.message, severity="warning")
+            self.notify(result.warning, title=result.message, severity="warning", markup=False)
         else:
-            self.notify(result.message, title="Tunable written")
-        if not self.paused:
-            self.sample_now()
+            self.notify(result.message, title="Tunable written", markup=False)
+        self.sample_soon()
 
     # --- actions ------------------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action.startswith("replay_"):
+            return self.clock is not None
+        allowed = self.session.allows(action)
+        if allowed is not None:
+            return allowed
+        allowed = self.guests.allows(action, self.view.selected)
+        if allowed is not None:
+            return allowed
         if action == "sharing":
-            return self.live_root is not None  # page tables of this host: not in a replay
-        return super().check_action(action, parameters)
+            return not self.source.limits.sharing
+        return True
+
+    def action_sort_by(self, key: str) -> None:
+        self.view.sort_by(key)
+        self._redraw_table()
+
+    def action_sort_step(self, step: int) -> None:
+        self.view.sort_step(step)
+        self._redraw_table()
+
+    def action_invert(self) -> None:
+        self.view.invert()
+        self._redraw_table()
 
     def action_sharing(self) -> None:
-        snapshot = self.history.latest
-        if snapshot is None or self.live_root is None:
-            self.notify("the sharing matrix reads this host's page tables: live only", severity="warning")
+        snapshot = self.view.snapshot
+        if snapshot is None or self.source.limits.sharing:
+            self.notify(self.source.limits.sharing or "no sample yet", severity="warning", markup=False)
             return
-        pids = [guest.pid for guest in snapshot.guests]
-        names = {guest.pid: guest.name for guest in snapshot.guests}
-        self.push_screen(SharingScreen(pids, names, snapshot.host.page_size, self.live_root))
+        source, guests = self.source, snapshot.guests
+        self.push_screen(SharingScreen(lambda exact: source.sharing(guests, exact), snapshot.host.page_size))
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen())
+        snapshot = self.view.snapshot
+        self.push_screen(HelpScreen(snapshot.libvirt_status if snapshot is not None else None))
 
     def action_pause(self) -> None:
-        self.paused = not self.paused
-        if self.paused and self._timer is not None:
-            self._timer.stop()
-            self._timer = None
-        self._show_status()
-        if not self.paused:
-            self.sample_now()
-
-    def action_interval(self) -> None:
-        def chosen(value: float | None) -> None:
-            if value is not None:
-                self.interval = value
-                self.notify(f"refresh interval {value:g} s")
-                if not self.paused:
-                    self.sample_now()
-
-        self.push_screen(IntervalScreen(self.interval), chosen)
+        self.loop.pause(not self.paused)
+        self.show_status()
 
     def action_widen(self) -> None:
-        if self.history.latest is not None and self.history.latest.mode == "remote":
-            self.notify(
-                "a remote host's rows are its libvirt domains: other KSM users are not visible", severity="warning"
-            )
+        snapshot = self.view.snapshot
+        if self.source.limits.widen:
+            self.notify(self.source.limits.widen, severity="warning", markup=False)
             return
-        table = self.main.query_one(GuestTable)
-        scope = "ksm" if (self.history.latest and self.history.latest.scope == "qemu") else "qemu"
+        scope = "ksm" if (snapshot and snapshot.scope == "qemu") else "qemu"
         self.source.set_scope(scope)
-        table.clear()
         self.notify("showing every process using KSM" if scope == "ksm" else "showing qemu guests only")
-        if not self.paused:
-            self.sample_now()
+        self.sample_soon()
+
+    def action_columns(self) -> None:
+        def chosen(columns: tuple[str, ...] | None) -> None:
+            if columns is not None:
+                self.view.show_columns(columns)
+                self._redraw_table()
+
+        self.push_screen(ColumnsScreen(self.view.columns), chosen)
+
+    def action_save_preferences(self) -> None:
+        """W, as in top: the interval, sort, scope, columns and libvirt URI in use, saved to the config file."""
+        snapshot = self.view.snapshot
+        preferences = Preferences(
+            interval=self.interval,
+            sort=self.view.sort_key,
+            reverse=self.view.sort_reverse,
+            scope=snapshot.scope if snapshot is not None else self.preferences.scope,
+            columns=self.view.columns,
+            connect=self.preferences.connect,
+        )
+        target = self.config_file
+
+        def saved(path: Path) -> None:
+            self.preferences = preferences
+            self.notify(f"preferences saved to {path}", title="Saved")
+
+        def failed(exc: BaseException) -> None:
+            self.notify(f"could not save the preferences: {error_text(exc)}", severity="error")
+
+        in_thread(self, lambda: save_preferences(preferences, target), saved, group="config", failed=failed)
 
     def action_filter(self) -> None:
         self.main.show_filter()
+
+    def action_record(self) -> None:
+        self.session.toggle_record()
+
+    def action_note(self) -> None:
+        self.session.note()
+
+    def action_start_guest(self) -> None:
+        self.guests.start(self.view.selected)
+
+    def action_stop_guest(self) -> None:
+        self.guests.stop(self.view.selected)
+
+    def action_destroy_guest(self) -> None:
+        self.guests.destroy(self.view.selected)
+
+    def action_workload(self) -> None:
+        self.guests.workload(self.view.selected)
+
+    # --- replay keys (only offered with a clock) ----------------------------------------------------------
+    def action_replay_next_event(self) -> None:
+        clock = self.session.clock
+        if clock is not None:
+            if clock.next_event() is None:
+                self.notify("no event after this sample")
+                return
+            self.sample_now()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Pause / resume", "Stop or restart sampling", self.action_pause)
         yield SystemCommand("Refresh interval", "Change seconds between samples", self.action_interval)
         yield SystemCommand("Widen / narrow", "qemu guests only, or every process using KSM", self.action_widen)
-        table = self.main.query_one(GuestTable)
         for key, label in (
             ("rss_bytes", "RSS"),
             ("ksm_merging_pages", "merged pages"),
@@ -300,8 +455,9 @@ class KsmTopApp(SessionControlsMixin, GuestControlsMixin, InsightMixin):
             ("name", "name"),
         ):
             yield SystemCommand(
-                f"Sort by {label}", f"Sort the guest table by {label}", lambda k=key: table.action_sort_by(k)
+                f"Sort by {label}", f"Sort the guest table by {label}", lambda k=key: self.action_sort_by(k)
             )
 
     def on_unmount(self) -> None:
+        self.session.close()
         self.source.close()

@@ -1,29 +1,23 @@
-"""Why a guest merges or not, and how many more like it fit: worked out for the selected guest off the UI
-thread (smaps costs about 8 ms per GiB, so only for that one guest, at most every few seconds)."""
+"""Why the selected guest merges or not, and how many more like it fit: worked out off the UI thread for the
+selected guest only, at most every few seconds (live, the source reads its smaps: about 8 ms per GiB)."""
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
+from typing import Any
 
-from textual import work
 from textual.app import App
-from textual.message import Message
 
-from ksmtop.collect.smaps import read_smaps
-from ksmtop.diagnose import Capacity, Diagnosis, capacity, diagnose
+from ksmtop.diagnose import Capacity, Diagnosis, capacity
 from ksmtop.format import human_bytes
+from ksmtop.history import History
 from ksmtop.model import Snapshot
-from ksmtop.sampler import History
+from ksmtop.source import Source
+from ksmtop.tui.work import in_thread
 
 DIAGNOSE_EVERY_S = 5.0
 
-
-class InsightReady(Message):
-    def __init__(self, pid: int, diagnosis: Diagnosis, room: Capacity | None) -> None:
-        super().__init__()
-        self.pid = pid
-        self.diagnosis = diagnosis
-        self.room = room
+Insight = tuple[Diagnosis, Capacity | None]
 
 
 def full_scans_since_start(history: History, pid: int) -> int | None:
@@ -49,51 +43,48 @@ def insight_text(diagnosis: Diagnosis | None, room: Capacity | None) -> str:
     return "\n".join(lines)
 
 
-class InsightMixin(App[None]):
-    """Mixed into the app; expects ``history``, ``selected_pid`` and ``root`` (where /proc is)."""
+class InsightController:
+    """Diagnoses of guests by PID (``pid in insight``, ``insight[pid]``); ``changed`` is called when one lands."""
 
-    history: History
-    selected_pid: int | None
+    def __init__(self, app: App[Any], source: Source, changed: Callable[[], None]) -> None:
+        self._app = app
+        self._source = source
+        self._changed = changed
+        self.results: dict[int, Insight] = {}
+        self._asked_at: dict[int, float] = {}
+        self._busy = False
 
-    def init_insight(self, root: str = "/") -> None:
-        self.insight_root = root
-        self.insight: dict[int, tuple[Diagnosis, Capacity | None]] = {}
-        self._insight_at: dict[int, float] = {}
-        self._insight_busy = False
+    def __contains__(self, pid: object) -> bool:
+        return pid in self.results
 
-    def insight_for(self, pid: int | None) -> str:
-        if pid is None or pid not in self.insight:
-            return ""
-        return insight_text(*self.insight[pid])
+    def __getitem__(self, pid: int) -> Insight:
+        return self.results[pid]
 
-    def refresh_insight(self, snapshot: Snapshot, live: bool) -> None:
-        pid = self.selected_pid
+    def text_for(self, pid: int | None) -> str:
+        return "" if pid is None or pid not in self.results else insight_text(*self.results[pid])
+
+    def refresh(self, snapshot: Snapshot, pid: int | None, history: History) -> None:
+        """Ask again for the selected guest when its last answer is old (one question at a time)."""
         guest = snapshot.guest(pid) if pid is not None else None
-        if guest is None or self._insight_busy:
+        if guest is None or self._busy:
             return
-        if time.monotonic() - self._insight_at.get(guest.pid, 0.0) < DIAGNOSE_EVERY_S:
-            return
-        self._insight_busy = True
-        self._insight_at[guest.pid] = time.monotonic()
-        self._work_out_insight(snapshot, guest.pid, full_scans_since_start(self.history, guest.pid), live)
+        asked = self._asked_at.get(guest.pid)
+        if asked is not None and 0 <= snapshot.time - asked < DIAGNOSE_EVERY_S:
+            return  # sample time, not the wall clock: a replay that jumps ahead asks again
+        self._busy = True
+        self._asked_at[guest.pid] = snapshot.time
+        scans = full_scans_since_start(history, guest.pid)
+        source = self._source
 
-    @work(thread=True, group="insight")
-    def _work_out_insight(self, snapshot: Snapshot, pid: int, scans: int | None, live: bool) -> None:
-        try:
-            guest = snapshot.guest(pid)
-            if guest is None:
-                return
-            smaps = read_smaps(pid, self.insight_root) if live else None
-            found = diagnose(guest, snapshot.ksm, smaps, snapshot.host.page_size, scans)
-            self.post_message(InsightReady(pid, found, capacity(guest, snapshot.host)))
-        except Exception:  # a diagnosis is a hint: never let it break the screen
-            pass
-        finally:
-            self._insight_busy = False
+        def work() -> Insight:
+            return source.diagnose(guest, snapshot, scans), capacity(guest, snapshot.host)
 
-    def on_insight_ready(self, message: InsightReady) -> None:
-        self.insight[message.pid] = (message.diagnosis, message.room)
-        self.controls_changed()
+        in_thread(self._app, work, lambda found: self._landed(guest.pid, found), group="insight", failed=self._failed)
 
-    def controls_changed(self) -> None:
-        """Redraw the details (the app provides it)."""
+    def _landed(self, pid: int, found: Insight) -> None:
+        self._busy = False
+        self.results[pid] = found
+        self._changed()
+
+    def _failed(self, exc: BaseException) -> None:
+        self._busy = False  # a diagnosis is a hint: one that could not be worked out is simply not shown

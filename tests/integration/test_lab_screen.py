@@ -11,7 +11,7 @@ import pytest
 from ksmtop.control import GuestControls
 from ksmtop.lab import Lab
 from ksmtop.lab.qemu import QEMU_BINARY
-from ksmtop.source import LiveSource
+from ksmtop.live import LiveSource
 from ksmtop.tui.app import KsmTopApp
 from ksmtop.tui.widgets.guests import GuestTable
 from tests.tui.conftest import wait_until, widget_text
@@ -22,9 +22,10 @@ BOOT_S = 90  # TCG boot with two other guests running: ~5-15 s; generous for a l
 
 
 def make_app(lab: Lab, stop_timeout: float = 15.0) -> KsmTopApp:
-    source = LiveSource()
-    controls = GuestControls(lab, on_event=source.add_event, stop_timeout=stop_timeout, accel="tcg")
-    return KsmTopApp(source, interval=0.5, controls=controls)
+    source = LiveSource(
+        controls=lambda on_event: GuestControls(lab, on_event=on_event, stop_timeout=stop_timeout, accel="tcg")
+    )
+    return KsmTopApp(source, interval=0.5)
 
 
 def pids_on_screen(app: KsmTopApp) -> list[int]:
@@ -67,7 +68,7 @@ async def test_start_run_workload_and_stop_from_the_screen(lab: Lab):
         await wait_until(pilot, lambda: app.history.latest is not None)
         pid = await start_from_screen(pilot, app, lab)
         await select(pilot, app, pid)
-        await wait_until(pilot, lambda: app.agent_status.get(str(pid)) == "ok", timeout=BOOT_S)
+        await wait_until(pilot, lambda: app.guests.agent_status.get(str(pid)) == "ok", timeout=BOOT_S)
 
         await pilot.press("l")
         assert app.screen.__class__.__name__ == "WorkloadScreen"
@@ -76,7 +77,7 @@ async def test_start_run_workload_and_stop_from_the_screen(lab: Lab):
         await wait_until(pilot, lambda: events(app, "workload-start"), timeout=20)
         assert "fill-same 16 MiB" in events(app, "workload-start")[-1].text
         await wait_until(pilot, lambda: events(app, "workload-end"), timeout=60)
-        state = app.workload_state[str(pid)]
+        state = app.guests.workload_state[str(pid)]
         assert state.exitcode == 0 and not state.running
         assert "exit code 0" in app.control_text(app.selected_row())
         assert "exit code 0" in widget_text(app.query_one("#timeline"))
@@ -93,7 +94,7 @@ async def test_paused_guest_agent_times_out_while_the_screen_keeps_sampling(lab:
         await wait_until(pilot, lambda: app.history.latest is not None)
         pid = await start_from_screen(pilot, app, lab)
         await select(pilot, app, pid)
-        await wait_until(pilot, lambda: app.agent_status.get(str(pid)) == "ok", timeout=BOOT_S)
+        await wait_until(pilot, lambda: app.guests.agent_status.get(str(pid)) == "ok", timeout=BOOT_S)
         guest = lab.find_by_pid(pid)
         with guest.qmp() as qmp:
             qmp.stop()  # vCPUs paused: the agent can no longer answer
@@ -134,7 +135,7 @@ async def test_a_guest_ksmtop_did_not_start_says_why_and_offers_no_keys(lab: Lab
             table = app.query_one(GuestTable)
             table.focus()
             table.move_cursor(row=pids_on_screen(app).index(qemu.pid))
-            await wait_until(pilot, lambda: str(qemu.pid) in app.control_map, timeout=10)
+            await wait_until(pilot, lambda: str(qemu.pid) in app.guests.control_map, timeout=10)
             assert app.selected_pid == qemu.pid
             assert "not started by ksmtop" in app.control_text(app.selected_row())
             assert "not started by ksmtop" in widget_text(app.main.query_one("#details"))

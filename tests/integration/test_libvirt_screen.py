@@ -19,11 +19,11 @@ pytest.importorskip("libvirt")
 from ksmtop.collect.libvirt import LibvirtConnection, _import_libvirt, is_remote
 from ksmtop.control import ControlError, GuestControls
 from ksmtop.lab import Lab
+from ksmtop.live import LiveSource
 from ksmtop.model import DomainSample
 from ksmtop.recording import read_recording
 from ksmtop.remote import RemoteSource
 from ksmtop.rows import GuestRow, guest_rows
-from ksmtop.source import LiveSource
 from ksmtop.tui.app import KsmTopApp
 from ksmtop.tui.widgets.guests import GuestTable
 from tests.support import sshd as sshd_support
@@ -56,17 +56,22 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
 
 
 def make_app(uri: str = "qemu:///system", stop_timeout: float = 60.0) -> KsmTopApp:
+    connection = LibvirtConnection(uri)  # one connection: the source's watcher and the controls share it
     if is_remote(uri):
-        source = RemoteSource(LibvirtConnection(uri))
-        controls = GuestControls(
-            Lab(prefix="ksmtest-none"), source.add_event, libvirt=LibvirtConnection(uri), local=False
+        source = RemoteSource(
+            connection,
+            controls=lambda on_event: GuestControls(
+                Lab(prefix="ksmtest-none"), on_event, libvirt=connection, local=False
+            ),
         )
     else:
-        source = LiveSource(libvirt=LibvirtConnection(uri))
-        controls = GuestControls(
-            Lab(prefix="ksmtest-none"), source.add_event, stop_timeout=stop_timeout, libvirt=LibvirtConnection(uri)
+        source = LiveSource(
+            libvirt=connection,
+            controls=lambda on_event: GuestControls(
+                Lab(prefix="ksmtest-none"), on_event, stop_timeout=stop_timeout, libvirt=connection
+            ),
         )
-    return KsmTopApp(source, interval=0.5, controls=controls)
+    return KsmTopApp(source, interval=0.5)
 
 
 def row(app: KsmTopApp, name: str = NAME) -> GuestRow | None:
@@ -121,13 +126,13 @@ async def test_start_workload_and_shutdown_of_a_domain_from_the_screen(connectio
         assert "started domain" in events(app, "guest-start")[-1].text
 
         key = running.key
-        await wait_until(pilot, lambda: app.agent_status.get(key) == "ok", timeout=BOOT_S)
+        await wait_until(pilot, lambda: app.guests.agent_status.get(key) == "ok", timeout=BOOT_S)
         await pilot.press("l")
         assert app.screen.__class__.__name__ == "WorkloadScreen"
         await pilot.press("down", "down", "down", "enter")  # idle, primes, fill-random, fill-same
         await pilot.press("ctrl+u", *"8", "enter")
         await wait_until(pilot, lambda: events(app, "workload-end"), timeout=90)
-        assert app.workload_state[key].exitcode == 0
+        assert app.guests.workload_state[key].exitcode == 0
 
         # libvirt's perf events (switched on by ksmtop) count beside /proc: qemu's main thread only, so never more.
         counted = await wait_until(

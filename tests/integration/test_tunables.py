@@ -172,3 +172,16 @@ def test_guard_restores_pages_to_scan_after_advisor_change(ksm_guard):
     inner.restore()
     assert sysfs("advisor_mode") == "[none] scan-time"
     assert sysfs("pages_to_scan") == "1234"
+
+
+def test_the_sampler_s_open_files_see_a_knob_change_at_once(ksm_guard):
+    from ksmtop.collect.ksm import KsmReader
+
+    reader = KsmReader("/")
+    try:
+        old = reader.read().values["pages_to_scan"]
+        new = 1234 if old != 1234 else 4321
+        ksm_guard.set(pages_to_scan=new)
+        assert reader.read().values["pages_to_scan"] == new == int(sysfs("pages_to_scan"))
+    finally:
+        reader.close()

@@ -16,9 +16,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from ksmtop.live import LiveSource
 from ksmtop.model import Event
 from ksmtop.recording import RecordingWriter
-from ksmtop.source import LiveSource
 from tests.conftest import KSM_LOCK, REPO, KsmGuard
 
 OUT = REPO / "tests" / "tui" / "data" / "session.jsonl"

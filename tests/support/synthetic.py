@@ -11,7 +11,7 @@ import math
 import random
 
 from ksmtop.model import Event, GuestSample, HostSample, KsmState, Snapshot
-from ksmtop.sampler import ksm_rates
+from ksmtop.rates import ksm_rates
 
 PAGE = 4096
 GIB = 1024**3

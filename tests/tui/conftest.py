@@ -24,9 +24,13 @@ def cell_text(table, row_key: str, column_key: str) -> str:
 
 
 def widget_text(widget) -> str:
-    """What a Static shows, as plain text (Rich renderables included)."""
+    """What a Static or a LinesView shows, as plain text (Rich renderables included)."""
     from rich.console import Console
 
+    from ksmtop.tui.widgets.lines import LinesView
+
+    if isinstance(widget, LinesView):
+        return widget.text
     console = Console(width=200, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
     console.print(widget.content)
     return console.export_text()

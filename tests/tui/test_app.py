@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ksmtop.format import human_count
-from ksmtop.source import LiveSource
+from ksmtop.live import LiveSource
 from ksmtop.tui.app import KsmTopApp
 from ksmtop.tui.widgets.guests import GuestTable
 from ksmtop.tui.widgets.tunables import TunablesPanel
@@ -92,6 +92,8 @@ async def test_refused_values_show_the_error_and_leave_the_knob(ksm_guard, merge
         await wait_until(pilot, lambda: "pages_to_scan" in panel.answers)
         assert not panel.answers["pages_to_scan"].ok
         assert "digits only" in widget_text(app.query_one("#knob-answer"))
+        assert cell_text(knobs, "pages_to_scan", "answer").startswith("refused: takes a whole number")
+        assert cell_text(knobs, "pages_to_scan", "value") == "editing…"  # the whole word: the column fits it
         assert knob("pages_to_scan") == before
         await pilot.press("escape")
 
@@ -107,7 +109,8 @@ async def test_refused_values_show_the_error_and_leave_the_knob(ksm_guard, merge
         assert not result.ok
         assert "run=2" in result.message
         assert "run=2" in widget_text(app.query_one("#knob-answer"))
-        assert cell_text(knobs, "max_page_sharing", "answer") == "refused"
+        # the reason is on the knob's own row, not only below the table
+        assert cell_text(knobs, "max_page_sharing", "answer") == "refused: pages merged: run=2 first"
         assert knob("max_page_sharing") == old_sharing
         del procs
 

@@ -3,7 +3,7 @@ convergence and the side-channel warning in the header, and the sharing matrix."
 
 from __future__ import annotations
 
-from ksmtop.source import LiveSource
+from ksmtop.live import LiveSource
 from ksmtop.tui.app import KsmTopApp
 from ksmtop.tui.widgets.guests import GuestTable
 from tests.tui.conftest import wait_until, widget_text

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ksmtop.source import LiveSource
+from ksmtop.live import LiveSource
 from ksmtop.tui.app import KsmTopApp
 from ksmtop.tui.widgets.guests import GuestTable
 from tests.fixtures.tree import FakeRoot
@@ -79,3 +79,32 @@ def test_non_root_is_read_only_with_a_banner():
     assert seen["write_ok"] is False
     assert "needs root" in seen["write_message"]
     assert Path("/sys/kernel/mm/ksm/pages_to_scan").read_text() == before
+
+
+def test_the_screen_reads_no_file_of_ksmtop_once_imported(tmp_path):
+    """A user with fewer rights than the one who imported ksmtop (the non-root test's child after it drops to
+    nobody; a package directory it cannot read) must get a screen: after import, the app opens none of
+    ksmtop's own files (the stylesheet is read when the module is imported)."""
+    import subprocess
+    import sys
+
+    import ksmtop
+
+    session = Path(__file__).parent / "data" / "session.jsonl"
+    code = f"""
+import asyncio, sys
+from ksmtop.replay import ReplaySource
+from ksmtop.tui.app import KsmTopApp
+source = ReplaySource({str(session)!r})
+opened = []
+sys.addaudithook(lambda event, args: opened.append(str(args[0])) if event == "open" else None)
+async def main():
+    app = KsmTopApp(source, interval=0.1)
+    async with app.run_test(size=(170, 48)) as pilot:
+        await pilot.pause(1.0)
+asyncio.run(main())
+print("\\n".join(path for path in opened if path.startswith({str(Path(ksmtop.__file__).parent)!r})))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == ""

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from ksmtop.format import human_bytes, human_count
+from ksmtop.live import LiveSource
 from ksmtop.recording import RecordingWriter, read_recording
 from ksmtop.replay import ReplaySource
-from ksmtop.source import LiveSource
 from ksmtop.tui.app import KsmTopApp
 from ksmtop.tui.widgets.guests import GuestTable
 from tests.tui.conftest import cell_text, wait_until, widget_text
@@ -139,8 +139,7 @@ async def test_live_screen_has_no_replay_keys():
 
 
 async def test_record_from_the_screen_with_a_note(tmp_path):
-    app = KsmTopApp(LiveSource(), interval=0.2)
-    app.record_dir = tmp_path
+    app = KsmTopApp(LiveSource(), interval=0.2, record_dir=tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.history.latest is not None)
         await pilot.press("R")
@@ -170,7 +169,7 @@ LIBVIRT_SESSION = Path(__file__).parent / "data" / "libvirt-session.jsonl"
 
 async def test_a_libvirt_session_replays_with_its_domains():
     recording = read_recording(LIBVIRT_SESSION)
-    app = KsmTopApp(ReplaySource(recording), interval=1.0, controls=None)
+    app = KsmTopApp(ReplaySource(recording), interval=1.0)
     async with app.run_test(size=SIZE) as pilot:
         await goto(pilot, app, 5)
         snapshot = app.source.snapshots[5]

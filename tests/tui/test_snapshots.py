@@ -42,6 +42,12 @@ async def _play_to_end(pilot) -> None:
     await pilot.press("G")
     while len(app.history) < len(app.source.snapshots) or not app.paused:
         await pilot.pause(0.01)
+    await settled(pilot)
+
+
+async def settled(pilot) -> None:
+    """Every worker done (the diagnosis of the selected guest lands after the sample) and its result drawn."""
+    await pilot.app.workers.wait_for_complete()
     await pilot.pause(0.2)
 
 
@@ -64,6 +70,7 @@ def test_main_screen_sorted_by_rss_with_a_filter(snap_compare):
     async def run_before(pilot) -> None:
         await _play_to_end(pilot)
         await pilot.press("M", "slash", *"guest", "enter")
+        await settled(pilot)
 
     assert snap_compare(replay_app(), terminal_size=SIZE, run_before=run_before)
 
@@ -83,6 +90,7 @@ def test_libvirt_session_with_a_shut_off_domain_selected(snap_compare):
         await _play_to_end(pilot)
         await pilot.press("N")  # sort by name: lab-1 .. lab-4, the shut-off one last
         await pilot.press("down", "down", "down")
+        await settled(pilot)
 
     app = KsmTopApp(ReplaySource(Path(__file__).parent / "data" / "libvirt-session.jsonl"), interval=1.0)
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

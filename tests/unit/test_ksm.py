@@ -7,7 +7,8 @@ import errno
 import pytest
 
 from ksmtop.collect import ksm
-from ksmtop.collect.ksm import UINT_MAX, TunableError, explain_errno, read_ksm, validate, warning_for
+from ksmtop.collect.ksm import read_ksm
+from ksmtop.knobs import UINT_MAX, TunableError, explain_errno, validate, warning_for, writable_knobs
 from ksmtop.model import KsmState
 from tests.fixtures.tree import FakeRoot
 
@@ -139,7 +140,7 @@ def test_read_ksm_fixture_typed(tmp_path):
     assert state.choices == {"advisor_mode": ("none", "scan-time")}
     assert state.running is True
     assert "smart_scan" not in state.values  # only what this "kernel" has
-    assert [k.name for k in ksm.writable_knobs(state)] == [
+    assert [k.name for k in writable_knobs(state)] == [
         "run",
         "pages_to_scan",
         "sleep_millisecs",
@@ -186,3 +187,25 @@ def test_write_tunable_missing_knob(tmp_path):
     assert (result.ok, result.errno, result.old_value) == (False, errno.ENOENT, None)
     assert result.message == "smart_scan does not exist on this kernel"
     assert not (tmp_path / "sys/kernel/mm/ksm/smart_scan").exists()
+
+
+def test_a_five_thousand_digit_value_is_refused_in_words():
+    with pytest.raises(TunableError, match="not a value"):
+        validate("pages_to_scan", "9" * 5000)
+
+
+def test_ksm_reader_keeps_files_open_and_sees_new_values(tmp_path):
+    tree = FakeRoot(tmp_path)
+    reader = ksm.KsmReader(tmp_path)
+    try:
+        assert reader.read() == read_ksm(tmp_path)
+        (tree.ksm / "pages_to_scan").write_text("4321\n")  # in place, as sysfs changes under an open file
+        assert reader.read().values["pages_to_scan"] == 4321
+    finally:
+        reader.close()
+
+
+def test_ksm_reader_says_why_without_ksm(tmp_path):
+    FakeRoot(tmp_path, ksm=None)
+    state = ksm.KsmReader(tmp_path).read()
+    assert not state.available and "does not exist" in state.error

@@ -6,8 +6,9 @@ import dataclasses
 
 import pytest
 
+from ksmtop.history import History
 from ksmtop.model import GuestSample, HostSample, KsmRates, KsmState, Snapshot
-from ksmtop.sampler import History, ksm_rates
+from ksmtop.rates import ksm_rates
 
 
 def host(page_size: int = 4096) -> HostSample:

@@ -7,11 +7,11 @@ import dataclasses
 
 from ksmtop.collect.libvirt_watch import LibvirtView
 from ksmtop.model import DomainSample, Snapshot
+from ksmtop.rates import ksm_rates
 from ksmtop.remote import _host, _ksm, unavailable_remotely
 from ksmtop.rows import find_row, guest_rows
-from ksmtop.sampler import ksm_rates
 from ksmtop.tui.columns import BY_KEY
-from ksmtop.tui.widgets.guests import sort_rows
+from ksmtop.tui.view import sort_rows
 from tests.unit.test_rates import guest, host, ksm
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -11,7 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
-from ksmtop.lab.workloads import WORKLOADS
+from ksmtop.guest_actions import WORKLOADS
 
 MIN_GUEST_MIB = 64
 MAX_GUEST_MIB = 65536
@@ -31,7 +32,7 @@ class _Dialog(ModalScreen):
         self.dismiss(None)
 
     def fail(self, message: str) -> None:
-        self.query_one("#error", Label).update(message)
+        self.query_one("#error", Label).update(Text(message))
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +90,7 @@ class WorkloadScreen(_Dialog):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(f"Workload for {self.guest_name} (runs through qemu-guest-agent)")
+            yield Label(Text(f"Workload for {self.guest_name} (runs through qemu-guest-agent)"))
             yield OptionList(
                 *[Option(f"{w.name:12} {w.description}", id=w.name) for w in WORKLOADS.values()], id="workloads"
             )
@@ -148,7 +149,7 @@ class ConfirmScreen(_Dialog):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(self.question)
+            yield Label(Text(self.question))
             with Horizontal():
                 yield Button("Yes (y)", variant="error", id="yes")
                 yield Button("No (n)", variant="primary", id="no")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from ksmtop.collect.ksm import COUNTERS
+from ksmtop.knobs import COUNTERS
 from ksmtop.tui.columns import COLUMNS
 
 KEYS = (
@@ -23,6 +24,8 @@ KEYS = (
     ("I", "invert the sort order"),
     ("M P K F N", "sort by RSS, CPU, merged pages, faults/s, name (again: invert)"),
     ("click header", "sort by that column"),
+    ("f", "choose the guest table's columns (like top's f)"),
+    ("W", "save the setup (interval, sort, scope, columns, libvirt URI) to the config file, like top's W"),
     ("tab", "move between the guest table and the tunables"),
     ("enter", "on a tunable: edit it; enter again writes it; esc cancels"),
     ("m", "sharing matrix: pages every pair of guests shares (pagemap + kpageflags; r recomputes, e exact)"),
@@ -37,7 +40,7 @@ KEYS = (
 )
 
 
-def help_table() -> Table:
+def help_table(connection: str | None = None) -> Table:
     table = Table(title="ksmtop keys", show_header=False, expand=True, box=None, padding=(0, 2))
     table.add_column(style="bold cyan", no_wrap=True)
     table.add_column()
@@ -51,6 +54,9 @@ def help_table() -> Table:
     table.add_row("[bold]Counter[/]", "[bold]Meaning[/]")
     for name, meaning in COUNTERS.items():
         table.add_row(name, meaning)
+    if connection:
+        table.add_row("", "")
+        table.add_row("[bold]libvirt[/]", Text(connection))  # the watcher's words in full: data, not markup
     return table
 
 
@@ -61,9 +67,13 @@ class HelpScreen(ModalScreen[None]):
     HelpScreen VerticalScroll { width: 90%; height: 90%; border: thick $primary; background: $surface; }
     """
 
+    def __init__(self, connection: str | None = None) -> None:
+        super().__init__()
+        self.connection = connection
+
     def compose(self) -> ComposeResult:
         with VerticalScroll():
-            yield Static(help_table())
+            yield Static(help_table(self.connection))
 
     async def action_dismiss(self, result: None = None) -> None:
         self.dismiss(None)

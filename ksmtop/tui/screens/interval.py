@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -46,7 +47,7 @@ class IntervalScreen(ModalScreen[float | None]):
         try:
             self.dismiss(parse_interval(event.value))
         except ValueError as exc:
-            self.query_one("#interval-error", Label).update(str(exc))
+            self.query_one("#interval-error", Label).update(Text(str(exc)))
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -1,34 +1,46 @@
-"""The main screen: header, guest table with details and sparklines, tunables and counters, status line."""
+"""The main screen: header, guest table with details and sparklines, tunables and counters, status line.
+
+It draws what the app hands it (attributes down) and passes on what the user asks (messages up): it knows
+nothing about where the figures come from, and computes nothing itself.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.events import Key
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
-from ksmtop.collect.ksm import KNOBS
-from ksmtop.convergence import trade
-from ksmtop.model import Snapshot
-from ksmtop.remote import unavailable_remotely
-from ksmtop.rows import find_row
-from ksmtop.sampler import History
+from ksmtop.convergence import TradePoint
+from ksmtop.knobs import WriteResult
+from ksmtop.model import Event, KsmState, Snapshot
+from ksmtop.rows import GuestRow
+from ksmtop.tui.view import Trends
 from ksmtop.tui.widgets.details import GuestDetails
 from ksmtop.tui.widgets.graphs import Graphs
 from ksmtop.tui.widgets.guests import GuestTable
+from ksmtop.tui.widgets.line_table import TableRow
+from ksmtop.tui.widgets.lines import LinesView
 from ksmtop.tui.widgets.summary import Summary
 from ksmtop.tui.widgets.timeline import Timeline
 from ksmtop.tui.widgets.tunables import TunablesPanel
 
-TRADE_WINDOW = 3600  # samples: an hour at 1 s
-
 
 class MainScreen(Screen[None]):
-    """Draws snapshots; knows nothing about where they come from."""
+    """Draws what the app hands it; knows nothing about where it comes from."""
 
     class Ready(Message):
         """Posted once the widgets are mounted."""
+
+    class FilterChanged(Message):
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
 
     def compose(self) -> ComposeResult:
         yield Summary(id="summary")
@@ -43,64 +55,87 @@ class MainScreen(Screen[None]):
                     yield Timeline(id="timeline")
             with Vertical(id="right"):
                 yield TunablesPanel(id="tunables")
-        yield Static("", id="status")
+        yield LinesView(id="status", wrap=False)
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#banner", Static).display = False
-        self.query_one(GuestTable).focus()
+        self.summary = self.query_one(Summary)
+        self.banner = self.query_one("#banner", Static)
+        self.table = self.query_one(GuestTable)
+        self.filter_field = self.query_one("#filter", Input)
+        self.details = self.query_one(GuestDetails)
+        self.graphs = self.query_one(Graphs)
+        self.timeline = self.query_one(Timeline)
+        self.tunables = self.query_one(TunablesPanel)
+        self.status = self.query_one("#status", LinesView)
+        self._banner: tuple[str, ...] | None = None
+        self.banner.display = False
+        self.table.focus()
         self.post_message(self.Ready())
 
-    def show(
-        self,
-        snapshot: Snapshot,
-        history: History,
-        source: str,
-        selected_key: str | None,
-        control: str = "",
-        insight: str = "",
-    ) -> None:
-        self.query_one(Summary).show(snapshot, source, history)
-        self.query_one(GuestTable).show(snapshot)
-        panel = self.query_one(TunablesPanel)
-        missing = [name for name in KNOBS if name not in snapshot.ksm.values]
-        panel.unavailable = unavailable_remotely(missing) if snapshot.mode == "remote" else {}
-        panel.show(snapshot.ksm)
-        self.query_one(TunablesPanel).show_trade(trade(list(history)[-TRADE_WINDOW:]))
-        self.query_one(Timeline).show(history.events())
-        self.show_selected(snapshot, history, selected_key, control, insight)
+    # --- what the app hands down --------------------------------------------------------------------------
+    def show_summary(self, text: Text) -> None:
+        self.summary.show_text(text)
 
-    def show_selected(
-        self, snapshot: Snapshot, history: History, selected_key: str | None, control: str = "", insight: str = ""
+    def show_table(
+        self,
+        rows: Sequence[TableRow],
+        selected: str | None,
+        labels: Sequence[str],
+        sort_key: str,
+        reverse: bool,
+        columns: Sequence[str],
     ) -> None:
-        row = find_row(snapshot, selected_key)
-        self.query_one(GuestDetails).show(row, snapshot, control, insight)
-        self.query_one(Graphs).plot(history, row.guest.pid if row is not None and row.guest is not None else None)
+        self.table.show(rows, selected, labels, sort_key, reverse, columns)
+
+    def show_details(self, row: GuestRow | None, snapshot: Snapshot, control: str, insight: str) -> None:
+        self.details.show_guest(row, snapshot, control, insight)
+
+    def show_graphs(self, trends: Trends) -> None:
+        seconds = trends.seconds
+        self.graphs.plot(trends.rss, trends.saving, trends.selected if trends.selected_pid else (), seconds)
+
+    def show_tunables(self, state: KsmState, unavailable: dict[str, str], trade: Sequence[TradePoint]) -> None:
+        self.tunables.show(state, unavailable)
+        self.tunables.show_trade(trade)
+
+    def show_write(self, result: WriteResult) -> None:
+        self.tunables.show_result(result)
+
+    def set_read_only(self, reason: str) -> None:
+        self.tunables.set_read_only(reason)
+
+    def show_timeline(self, events: list[Event]) -> None:
+        self.timeline.show_events(events)
 
     def set_banner(self, messages: list[str]) -> None:
-        banner = self.query_one("#banner", Static)
-        banner.update("\n".join(messages))
-        banner.display = bool(messages)
+        shown = tuple(messages)
+        if shown == self._banner:
+            return
+        self._banner = shown
+        self.banner.update(Text("\n".join(messages)))
+        self.banner.display = bool(messages)
 
     def set_status(self, text: str) -> None:
-        self.query_one("#status", Static).update(text)
+        self.status.show([Text(text)])
 
     def show_filter(self) -> None:
-        field = self.query_one("#filter", Input)
-        field.display = True
-        field.focus()
+        self.filter_field.display = True
+        self.filter_field.focus()
 
+    # --- what the user does -------------------------------------------------------------------------------
     def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id == "filter":
-            self.query_one(GuestTable).set_filter(event.value)
+        if event.input is self.filter_field:
+            event.stop()
+            self.post_message(self.FilterChanged(event.value))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "filter":
-            self.query_one(GuestTable).focus()
+        if event.input is self.filter_field:
+            event.stop()
+            self.table.focus()
 
-    def on_key(self, event: object) -> None:
-        field = self.query_one("#filter", Input)
-        if getattr(event, "key", "") == "escape" and field.has_focus:
-            field.value = ""
-            field.display = False
-            self.query_one(GuestTable).focus()
+    def on_key(self, event: Key) -> None:
+        if event.key == "escape" and self.filter_field.has_focus:
+            self.filter_field.value = ""
+            self.filter_field.display = False
+            self.table.focus()

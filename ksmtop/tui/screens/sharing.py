@@ -5,6 +5,9 @@ Computed off the UI thread when the screen opens, on `r`, and every minute while
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -14,9 +17,11 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label, Static
 
-from ksmtop.collect.pagemap import SharingReport, sharing
 from ksmtop.format import human_bytes, human_count
 from ksmtop.safetext import safe
+
+if TYPE_CHECKING:
+    from ksmtop.collect.pagemap import SharingReport
 
 REFRESH_S = 60.0
 
@@ -39,12 +44,11 @@ class SharingScreen(ModalScreen[None]):
             super().__init__()
             self.report = report
 
-    def __init__(self, pids: list[int], names: dict[int, str], page_size: int, root: str = "/") -> None:
+    def __init__(self, compute: Callable[[bool], SharingReport], page_size: int) -> None:
+        """``compute(exact)``: the report (blocking: it runs in a worker)."""
         super().__init__()
-        self.pids = pids
-        self.names = names
+        self.compute = compute
         self.page_size = page_size
-        self.root = root
         self.exact = False
         self.report: SharingReport | None = None
 
@@ -70,13 +74,22 @@ class SharingScreen(ModalScreen[None]):
     async def action_dismiss(self, result: None = None) -> None:
         self.dismiss(None)
 
-    @work(thread=True, exclusive=True, group="sharing", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="sharing")
     def _compute(self, exact: bool) -> None:
         try:
-            report = sharing(self.pids, self.root, self.names, exact=exact)
-        except Exception as exc:  # MemoryError, OSError, a bug: shown in this screen, never the end of the app
-            report = SharingReport((), exact=exact, error=safe(f"sharing matrix failed: {type(exc).__name__}: {exc}"))
+            report = self.compute(exact)
+        except Exception as exc:  # MemoryError, a vanished process, a bug: said in the screen, never fatal
+            self.post_message(self.Failed(safe(f"the sharing matrix failed: {type(exc).__name__}: {exc}")))
+            return
         self.post_message(self.Computed(report))
+
+    class Failed(Message):
+        def __init__(self, error: str) -> None:
+            super().__init__()
+            self.error = error
+
+    def on_sharing_screen_failed(self, message: Failed) -> None:
+        self.query_one("#sharing-status", Static).update(Text(message.error, style="red"))
 
     def on_sharing_screen_computed(self, message: Computed) -> None:
         report = self.report = message.report
@@ -90,14 +103,14 @@ class SharingScreen(ModalScreen[None]):
         text = f"{len(report.guests)} guests in {report.elapsed_s * 1000:.0f} ms ({mode}); r recomputes, e exact"
         if report.error:
             text += f"; {report.error}"
-        status.update(Text(text))  # plain text: errors quote outside data
+        status.update(Text(text))
 
     def _show_matrix(self, report: SharingReport) -> None:
         table = self.query_one("#matrix", DataTable)
         table.clear(columns=True)
         table.add_column("")
         for guest in report.guests:
-            table.add_column(guest.name[:16])
+            table.add_column(Text(guest.name[:16]))
         for row, guest in zip(report.matrix(), report.guests, strict=True):
             cells = [Text(human_count(value), justify="right") for value in row]
             table.add_row(Text(guest.name[:24], style="bold"), *cells)
@@ -109,12 +122,12 @@ class SharingScreen(ModalScreen[None]):
             table.add_column(label)
         for guest in report.guests:
             table.add_row(
-                guest.name[:24],
+                Text(guest.name[:24]),
                 human_bytes(guest.present_pages * self.page_size),
                 human_count(guest.merged_pages),
                 human_count(guest.distinct_merged),
                 human_count(guest.internal_pages),
                 human_count(guest.zero_pages),
                 human_count(guest.unchecked_pages),
-                guest.error or "",
+                Text(guest.error or ""),
             )

@@ -1,25 +1,26 @@
-"""Sparklines of memory as ksmd converges: total guest RSS, host saving, the selected guest's merged pages."""
+"""Sparklines of memory as ksmd converges: total guest RSS, host saving, the selected guest's merged pages.
+
+Each graph gets its series (oldest first) and the span it covers; it redraws its bars and its label only when
+they changed. The bars rise from zero (widgets/trend.py), and the label says the scale.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Label, Sparkline
 
-from ksmtop.format import human_bytes, human_count
-from ksmtop.model import Snapshot
-from ksmtop.sampler import History
-
-WINDOW = 600  # samples shown: ten minutes at 1 s
+from ksmtop.format import human_bytes, human_count, human_seconds
+from ksmtop.tui.widgets.lines import LinesView
+from ksmtop.tui.widgets.trend import Trend
 
 
 class Graph(Vertical):
     DEFAULT_CSS = """
     Graph { height: 3; }
-    Graph Label { width: 1fr; color: $text-muted; }
-    Graph Sparkline { height: 2; }
+    Graph > LinesView { width: 1fr; height: 1; color: $text-muted; }
     """
 
     def __init__(self, title: str, show: Callable[[float], str], **kwargs: object) -> None:
@@ -28,21 +29,24 @@ class Graph(Vertical):
         self.show_value = show
 
     def compose(self) -> ComposeResult:
-        yield Label(self.title)
-        yield Sparkline([], summary_function=max)
+        yield LinesView(wrap=False)
+        yield Trend()
 
-    def plot(self, values: list[float], seconds: float | None) -> None:
-        label = self.query_one(Label)
-        sparkline = self.query_one(Sparkline)
-        sparkline.data = values or [0.0]
+    def on_mount(self) -> None:
+        self.label = self.query_one(LinesView)
+        self.trend = self.query_one(Trend)
+        self.label.show([Text(self.title)])
+
+    def plot(self, values: Sequence[float], seconds: float | None) -> None:
+        self.trend.show(values)
+        label = Text(self.title)
         if values:
-            span = f" over {seconds:.0f} s" if seconds else ""
-            label.update(
-                f"{self.title}: {self.show_value(values[-1])}  "
-                f"(min {self.show_value(min(values))}, max {self.show_value(max(values))}{span})"
+            span = f"{human_seconds(seconds)}, " if seconds else ""
+            label = Text(
+                f"{self.title}: {self.show_value(values[-1])}  min {self.show_value(min(values))}  "
+                f"max {self.show_value(max(values))}  ({span}bars from 0)"
             )
-        else:
-            label.update(self.title)
+        self.label.show([label])
 
 
 class Graphs(Vertical):
@@ -53,24 +57,16 @@ class Graphs(Vertical):
     def compose(self) -> ComposeResult:
         yield Graph("Guest RSS", human_bytes, id="graph-rss")
         yield Graph("KSM saving", human_bytes, id="graph-saving")
-        yield Graph("Selected guest merged", lambda v: f"{human_count(v)} pages", id="graph-selected")
+        yield Graph("Selected guest merged pages", human_count, id="graph-selected")
 
-    def plot(self, history: History, selected_pid: int | None) -> None:
-        snapshots = list(history)[-WINDOW:]
-        seconds = snapshots[-1].time - snapshots[0].time if len(snapshots) > 1 else None
+    def on_mount(self) -> None:
+        self.rss = self.query_one("#graph-rss", Graph)
+        self.saving = self.query_one("#graph-saving", Graph)
+        self.selected = self.query_one("#graph-selected", Graph)
 
-        def series(value: Callable[[Snapshot], float | int | None]) -> list[float]:
-            return [float(value(s) or 0) for s in snapshots]
-
-        self.query_one("#graph-rss", Graph).plot(series(lambda s: s.total_guest_rss_bytes), seconds)
-        self.query_one("#graph-saving", Graph).plot(series(lambda s: s.rates.saving_bytes), seconds)
-        selected = self.query_one("#graph-selected", Graph)
-        if selected_pid is None:
-            selected.plot([], None)
-            return
-
-        def merged(snapshot: Snapshot) -> int | None:
-            guest = snapshot.guest(selected_pid)
-            return guest.ksm_merging_pages if guest else None
-
-        selected.plot(series(merged), seconds)
+    def plot(
+        self, rss: Sequence[float], saving: Sequence[float], selected: Sequence[float], seconds: float | None
+    ) -> None:
+        self.rss.plot(rss, seconds)
+        self.saving.plot(saving, seconds)
+        self.selected.plot(selected, seconds if selected else None)

@@ -3,34 +3,59 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widgets import Static
 
-from ksmtop.convergence import convergence
+from ksmtop.convergence import Convergence, convergence
 from ksmtop.diagnose import SIDE_CHANNEL_WARNING
 from ksmtop.format import human_bytes, human_count, human_rate, human_seconds, percent
+from ksmtop.history import History
 from ksmtop.model import Snapshot
-from ksmtop.sampler import History
+from ksmtop.tui.widgets.lines import LinesView
 
 CONVERGENCE_WINDOW = 600  # samples (ten minutes at 1 s): enough to see several full scans
 RUN_STATES = {0: ("stopped", "yellow"), 1: ("running", "green"), 2: ("unmerging", "magenta")}
 
 
+NOT_RUNNING = ("No such file or directory", "Connection refused")
+"""What a missing libvirtd says through its socket."""
+STATUS_WORDS = 90
+"""The mode line keeps libvirt's status to this many characters; the whole text is in the help screen (?)."""
+
+
+def libvirt_words(status: str) -> tuple[str, bool]:
+    """libvirt's state in a few words for the mode line, and whether it is in trouble. The watcher's full text
+    (socket paths, errors) stays in the help screen (?)."""
+    if ": connected," in status and "no answer" not in status:
+        words, trouble = status, False
+    elif "cannot connect" in status:
+        uri = status.split("cannot connect to ", 1)[-1].split(": ", 1)[0] if "cannot connect to " in status else ""
+        uri = uri.split("?", 1)[0]
+        state = "not running" if any(sign in status for sign in NOT_RUNNING) else "cannot connect"
+        words, trouble = f"libvirt: {state}" + (f" ({uri})" if uri else "") + ", retrying; ? for details", True
+    else:
+        words, trouble = status, True
+    if len(words) > STATUS_WORDS:
+        words = words[: STATUS_WORDS - 1] + "…"
+    return words, trouble
+
+
 def mode_text(snapshot: Snapshot) -> Text:
     """Where the figures come from: this host's /proc and /sys, libvirt, or a remote host through libvirt only."""
     status = snapshot.libvirt_status
-    trouble = bool(status) and (": connected," not in status or "no answer" in status)
     if snapshot.mode == "remote":
         text = Text("remote, through libvirt only", "bold magenta")
-    elif not status:
-        text = Text("local /proc and /sys, no libvirt", "bold")
-    else:
-        text = Text("local /proc and /sys" + (", libvirt not connected" if trouble else " + libvirt"), "bold")
-    if status:
-        text.append(f"   {status}", "yellow" if trouble else "dim")
-    return text
+        if status:
+            words, trouble = libvirt_words(status)
+            text.append(f"   {words}", "yellow" if trouble else "dim")
+        return text
+    if not status:
+        return Text("local /proc and /sys, no libvirt", "bold")
+    words, trouble = libvirt_words(status)
+    if trouble:
+        return Text.assemble(("local /proc and /sys; ", "bold"), (words, "yellow"))
+    return Text.assemble(("local /proc and /sys + libvirt", "bold"), (f"   {words}", "dim"))
 
 
-def summary_text(snapshot: Snapshot, source: str, history: History | None = None) -> Text:
+def summary_text(snapshot: Snapshot, source: str, history: History | None = None, merging: Text | None = None) -> Text:
     host, ksm, rates = snapshot.host, snapshot.ksm, snapshot.rates
     text = Text()
     text.append("Host ", "bold")
@@ -84,16 +109,11 @@ def summary_text(snapshot: Snapshot, source: str, history: History | None = None
     text.append(f"   COW breaks {human_rate(host.cow_ksm_per_s, 'pages')}")
     if host.trace_status:
         text.append(f"   ({host.trace_status})", "dim")
-    if history is not None and len(history) and snapshot.mode != "remote":  # remote: run state unknown
-        state = convergence(list(history)[-CONVERGENCE_WINDOW:])
-        text.append("\nMerging ", "bold")
-        text.append(state.state, "green" if state.converged else "yellow")
-        if state.scanned_fraction is not None:
-            text.append(f"   scanned {100 * state.scanned_fraction:.0f}% of mergeable memory")
-        if state.eta_s:
-            text.append(f"   levels off in ≈ {human_seconds(state.eta_s)}")
-        if state.projected_sharing:
-            text.append(f"   projected saving {human_bytes(state.projected_sharing * host.page_size)}")
+    if merging is None and history is not None and len(history) and snapshot.mode != "remote":
+        merging = merging_text(convergence(history.last(CONVERGENCE_WINDOW)), host.page_size)
+    if merging is not None:
+        text.append("\n")
+        text.append(merging)
     merging = sum(1 for guest in snapshot.guests if (guest.ksm_merging_pages or 0) > 0)
     if merging > 1:
         text.append("\n⚠ ", "bold yellow")
@@ -101,12 +121,26 @@ def summary_text(snapshot: Snapshot, source: str, history: History | None = None
     return text
 
 
-class Summary(Static):
+def merging_text(state: Convergence, page_size: int) -> Text:
+    """The convergence line: where merging stands, how far ksmd has scanned, when the saving levels off."""
+    text = Text("Merging ", "bold")
+    text.append(state.state, "green" if state.converged else "yellow")
+    if state.scanned_fraction is not None:
+        text.append(f"   scanned {100 * state.scanned_fraction:.0f}% of mergeable memory")
+    if state.eta_s:
+        text.append(f"   levels off in ≈ {human_seconds(state.eta_s)}")
+    if state.projected_sharing:
+        text.append(f"   projected saving {human_bytes(state.projected_sharing * page_size)}")
+    return text
+
+
+class Summary(LinesView):
     """Host memory, where the figures come from, KSM state and saving, ksmd's price, convergence."""
 
     DEFAULT_CSS = """
     Summary { height: auto; max-height: 9; padding: 0 1; background: $boost; }
     """
 
-    def show(self, snapshot: Snapshot, source: str, history: History | None = None) -> None:
-        self.update(summary_text(snapshot, source, history))
+    def show_text(self, text: Text) -> None:
+        """Only the lines that changed are redrawn; a layout only when the number of lines changes."""
+        self.show(text.split("\n"))

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 from rich.text import Text
-from textual.widgets import Static
 
 from ksmtop.model import Event
+from ksmtop.replay_clock import wall_clock
+from ksmtop.tui.widgets.lines import LinesView
 
 STYLES = {
     "tunable": "cyan",
@@ -20,23 +19,31 @@ STYLES = {
 SHOWN = 12
 
 
-def timeline_text(events: list[Event]) -> Text:
-    text = Text()
-    text.append("Events\n", style="bold")
+def timeline_lines(events: list[Event]) -> list[Text]:
+    lines = [Text("Events", style="bold")]
     if not events:
-        text.append("none yet: tunable writes, guest starts/stops and workloads appear here", style="dim")
-        return text
+        lines.append(Text("none yet: tunable writes, guest starts/stops and workloads appear here", style="dim"))
+        return lines
     for event in reversed(events[-SHOWN:]):
-        stamp = time.strftime("%H:%M:%S", time.localtime(event.time))
-        text.append(f"{stamp} ", style="dim")
-        text.append(event.text + "\n", style=STYLES.get(event.kind, ""))
-    return text
+        line = Text(wall_clock(event.time) + " ", style="dim")
+        line.append(event.text, style=STYLES.get(event.kind, ""))
+        lines.append(line)
+    return lines
 
 
-class Timeline(Static):
+class Timeline(LinesView):
     DEFAULT_CSS = """
     Timeline { width: 2fr; height: 100%; padding: 0 1; border-left: solid $primary; overflow: hidden; }
     """
 
-    def show(self, events: list[Event]) -> None:
-        self.update(timeline_text(events))
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._shown: tuple[Event, ...] | None = None
+
+    def show_events(self, events: list[Event]) -> None:
+        """The newest events; only new lines are drawn."""
+        newest = tuple(events[-SHOWN:])
+        if newest == self._shown:
+            return
+        self._shown = newest
+        self.show(timeline_lines(list(newest)))

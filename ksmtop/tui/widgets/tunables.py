@@ -1,36 +1,43 @@
-"""The KSM tunables, edited in place (Enter edits, Esc cancels), with the kernel's answer beside each,
-and the read-only counters with what they mean."""
+"""The KSM tunables, edited in place (Enter edits, Esc cancels), with the kernel's answer on the knob's own row;
+the read-only counters with what they mean; ksmd's price per setting.
+
+Every table is a LineTable fed with formatted rows: a sample redraws only the rows whose values moved (the
+counters, mostly), never the knobs that stayed.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
-from textual.widgets import DataTable, Input, Label, Static
+from textual.widgets import Input, Label, Static
 
-from ksmtop.collect.ksm import COUNTERS, KNOBS, TunableError, WriteResult, validate
 from ksmtop.convergence import TradePoint
 from ksmtop.format import human_bytes, human_count, human_rate, human_seconds, percent
+from ksmtop.knobs import COUNTERS, KNOBS, TunableError, WriteResult, refusal_words, validate
 from ksmtop.model import KsmState
+from ksmtop.tui.widgets.line_table import LineTable, TableColumn, TableRow
 
 TRADE_ROWS = 5
+EDITING = "editing…"
+ANSWER_WIDTH = 34
+"""The answer on a knob's row is cut to this many characters; the whole of it is below the table."""
 
 
-class KnobTable(DataTable):
-    BINDINGS = [Binding("enter", "edit", "Edit knob")]
-
-    class EditRequested(Message):
-        def __init__(self, name: str) -> None:
-            super().__init__()
-            self.name = name
-
-    def action_edit(self) -> None:
-        if self.row_count and self.cursor_row >= 0:
-            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
-            if key:
-                self.post_message(self.EditRequested(key))
+def short_answer(result: WriteResult | None) -> tuple[str, str]:
+    """(text, style) for the knob's row: 'refused: <why>' says the reason right where the value is."""
+    if result is None:
+        return "", ""
+    if not result.ok:
+        text = f"refused: {refusal_words(result)}"
+        return (text if len(text) <= ANSWER_WIDTH else text[: ANSWER_WIDTH - 1] + "…"), "error"
+    if result.warning:
+        return "accepted, warning", "warning"
+    return "accepted", "ok"
 
 
 class KnobInput(Input):
@@ -48,7 +55,7 @@ class TunablesPanel(Vertical):
 
     DEFAULT_CSS = """
     TunablesPanel { height: 1fr; }
-    TunablesPanel KnobTable { height: auto; max-height: 15; }
+    TunablesPanel #knobs { height: auto; max-height: 15; }
     TunablesPanel #counters { height: auto; overflow-x: hidden; }
     TunablesPanel #trade { height: 1fr; min-height: 3; }
     TunablesPanel KnobInput { display: none; }
@@ -71,76 +78,104 @@ class TunablesPanel(Vertical):
         self.read_only_reason = ""
         self.unavailable: dict[str, str] = {}  # knob -> why it cannot be read or written here (remote hosts)
         self._state: KsmState | None = None
-        self._knobs: list[str] = []
+        self._help: tuple[str | None, object] = (None, None)
 
     def compose(self) -> ComposeResult:
         yield Label("KSM tunables  (Enter edits, Esc cancels)", classes="title", id="knobs-title")
-        yield KnobTable(cursor_type="row", id="knobs")
+        yield LineTable(
+            (
+                TableColumn("knob", "Knob"),
+                TableColumn("value", "Value", right=True),
+                TableColumn("answer", "Kernel's answer"),
+            ),
+            id="knobs",
+        )
         yield KnobInput(id="knob-input")
         yield Static("", id="knob-answer")
         yield Static("", id="knob-help")
         yield Label("KSM counters", classes="title")
-        yield DataTable(cursor_type="none", id="counters", show_header=False)
+        yield LineTable(
+            (
+                TableColumn("counter", "Counter"),
+                TableColumn("value", "Value", right=True, min_width=8),
+                TableColumn("meaning", "Meaning"),
+            ),
+            id="counters",
+            show_header=False,
+            cursor=False,
+            zebra=False,
+        )
         yield Label("ksmd's price per setting (pages_to_scan / sleep_millisecs)", classes="title")
-        yield DataTable(cursor_type="none", id="trade")
+        yield LineTable(
+            tuple(
+                TableColumn(key, label, right=True)
+                for key, label in (
+                    ("pages", "pages"),
+                    ("sleep", "sleep ms"),
+                    ("cpu", "ksmd CPU"),
+                    ("scanned", "scanned/s"),
+                    ("full_scan", "full scan"),
+                    ("held", "held for"),
+                )
+            ),
+            id="trade",
+            cursor=False,
+        )
 
     def on_mount(self) -> None:
-        knobs = self.query_one("#knobs", KnobTable)
-        knobs.add_column("Knob", key="knob")
-        knobs.add_column("Value", key="value")
-        knobs.add_column("Kernel's answer", key="answer")
-        counters = self.query_one("#counters", DataTable)
-        counters.add_column("Counter", key="counter")
-        counters.add_column("Value", key="value", width=10)
-        counters.add_column("Meaning", key="meaning")
-        trade = self.query_one("#trade", DataTable)
-        for label in ("pages", "sleep ms", "ksmd CPU", "scanned/s", "full scan", "held for"):
-            trade.add_column(label)
+        self.knobs = self.query_one("#knobs", LineTable)
+        self.counters = self.query_one("#counters", LineTable)
+        self.trade = self.query_one("#trade", LineTable)
+        self.knob_input = self.query_one("#knob-input", KnobInput)
+        self.knob_help = self.query_one("#knob-help", Static)
+        self.knob_answer = self.query_one("#knob-answer", Static)
 
     def set_read_only(self, reason: str) -> None:
         self.read_only_reason = reason
-        knobs = self.query_one("#knobs", KnobTable)
-        knobs.disabled = bool(reason)
+        self.knobs.disabled = bool(reason)
         title = self.query_one("#knobs-title", Label)
-        title.update(f"KSM tunables  (read-only: {reason})" if reason else "KSM tunables  (Enter edits, Esc cancels)")
+        title.update(
+            Text(f"KSM tunables  (read-only: {reason})" if reason else "KSM tunables  (Enter edits, Esc cancels)")
+        )
 
-    def show(self, state: KsmState) -> None:
+    # --- what the screen hands down ----------------------------------------------------------------------
+    def show(self, state: KsmState, unavailable: dict[str, str]) -> None:
+        """The knobs and counters of a sample (only the rows that changed are redrawn)."""
         self._state = state
-        knobs = self.query_one("#knobs", KnobTable)
-        counters = self.query_one("#counters", DataTable)
+        self.unavailable = unavailable
         if not state.available:
-            knobs.clear()
-            counters.clear()
-            self.query_one("#knob-help", Static).update(Text(state.error or "KSM not available", style="red"))
+            self.knobs.set_rows([])
+            self.counters.set_rows([])
+            self._set_help(Text(state.error or "KSM not available", style="red"))
             return
-        names = [name for name in KNOBS if name in state.values or name in self.unavailable]
-        if names != self._knobs:
-            knobs.clear()
-            for name in names:
-                knobs.add_row(name, "", "", key=name)
-            self._knobs = names
-        for name in names:
-            if name in self.unavailable and name not in state.values:
-                knobs.update_cell(name, "value", Text("–", justify="right"))
-                knobs.update_cell(name, "answer", Text("not available remotely", style="dim"))
-                continue
-            value = state.values[name]
-            shown = "editing…" if name == self.editing else str(value)
-            knobs.update_cell(name, "value", Text(shown, justify="right"))
-            knobs.update_cell(name, "answer", self._answer_text(name))
-        counters.clear()
+        self._show_knobs()
+        rows = []
         for name, meaning in COUNTERS.items():
             if name in state.values:
                 shown = human_bytes(state.get(name)) if name == "general_profit" else human_count(state.get(name))
-                counters.add_row(name, Text(shown, justify="right"), Text(meaning, style="dim"))
+                rows.append(TableRow(name, (name, shown, meaning), "dim"))
+        self.counters.set_rows(rows)
         self._show_help()
 
-    def show_trade(self, points: list[TradePoint]) -> None:
+    def _show_knobs(self) -> None:
+        state = self._state
+        if state is None:
+            return
+        rows = []
+        for name in KNOBS:
+            if name in self.unavailable and name not in state.values:
+                rows.append(TableRow(name, (name, "–", "not available remotely"), "dim"))
+            elif name in state.values:
+                value = EDITING if name == self.editing else str(state.values[name])
+                answer, style = short_answer(self.answers.get(name))
+                rows.append(TableRow(name, (name, value, answer), style))
+        self.knobs.set_rows(rows)
+
+    def show_trade(self, points: Sequence[TradePoint]) -> None:
         """One row per pages_to_scan/sleep_millisecs setting seen while KSM ran, newest first."""
-        table = self.query_one("#trade", DataTable)
-        table.clear()
-        for point in reversed(points[-TRADE_ROWS:]):
-            table.add_row(
+        rows = []
+        for index, point in enumerate(reversed(points[-TRADE_ROWS:])):
+            cells = (
                 str(point.pages_to_scan),
                 str(point.sleep_millisecs),
                 percent(point.ksmd_cpu_percent),
@@ -148,35 +183,31 @@ class TunablesPanel(Vertical):
                 human_seconds(point.full_scan_seconds),
                 human_seconds(point.seconds),
             )
+            rows.append(TableRow(str(index), cells))
+        self.trade.set_rows(rows)
 
-    def _answer_text(self, name: str) -> Text:
-        result = self.answers.get(name)
-        if result is None:
-            return Text("")
-        if not result.ok:
-            return Text("refused", style="bold red")
-        if result.warning:
-            return Text("accepted, warning", style="yellow")
-        return Text("accepted", style="green")
+    def show_result(self, result: WriteResult) -> None:
+        self.answers[result.name] = result
+        self._show_knobs()
+        self._show_help()
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.data_table.id == "knobs":
-            event.stop()
-            self._show_help()
+    # --- help and answers below the table ----------------------------------------------------------------
+    def _set_help(self, help_text: Text, answer: Text | None = None) -> None:
+        answer = answer if answer is not None else Text("")
+        key = (help_text.plain, help_text.style, answer.plain, str(answer.style))
+        if key == self._help:
+            return
+        self._help = key
+        self.knob_help.update(help_text)
+        self.knob_answer.update(answer)
 
     def _current_knob(self) -> str | None:
-        knobs = self.query_one("#knobs", KnobTable)
-        if not knobs.row_count:
-            return None
-        return knobs.coordinate_to_cell_key(knobs.cursor_coordinate).row_key.value
+        return self.knobs.cursor_key
 
     def _show_help(self) -> None:
         name = self.editing or self._current_knob()
-        help_text = self.query_one("#knob-help", Static)
-        answer = self.query_one("#knob-answer", Static)
-        if name is None:
-            help_text.update("")
-            answer.update("")
+        if name is None or name not in KNOBS:
+            self._set_help(Text(""))
             return
         knob = KNOBS[name]
         if knob.is_choice:
@@ -184,33 +215,44 @@ class TunablesPanel(Vertical):
         else:
             allowed = f"{knob.minimum}–{knob.maximum}" + (f" {knob.unit}" if knob.unit else "")
         why = f" {self.unavailable[name]}." if name in self.unavailable else ""
-        help_text.update(f"{name}: {knob.description}. Accepts {allowed}.{why}")
+        help_text = Text(f"{name}: {knob.description}. Accepts {allowed}.{why}")
         result = self.answers.get(name)
         if result is None:
-            answer.update("")
+            answer = Text("")
         elif not result.ok:
-            answer.update(Text(f"✗ {result.message}", style="bold red"))
+            answer = Text(f"✗ {result.message}", style="bold red")
         elif result.warning:
-            answer.update(Text(f"✓ {result.message}\n⚠ {result.warning}", style="yellow"))
+            answer = Text(f"✓ {result.message}\n⚠ {result.warning}", style="yellow")
         else:
-            answer.update(Text(f"✓ {result.message}", style="green"))
+            answer = Text(f"✓ {result.message}", style="green")
+        self._set_help(help_text, answer)
 
-    def on_knob_table_edit_requested(self, event: KnobTable.EditRequested) -> None:
+    # --- editing -----------------------------------------------------------------------------------------
+    def on_line_table_cursor_moved(self, event: LineTable.CursorMoved) -> None:
+        if event.table is self.knobs:
+            event.stop()
+            self._show_help()
+
+    def on_line_table_activated(self, event: LineTable.Activated) -> None:
+        if event.table is not self.knobs:
+            return
         event.stop()
+        name = event.key
         if self.read_only_reason or self._state is None:
-            self.app.notify(f"Tunables are read-only: {self.read_only_reason}", severity="warning")
+            self.app.notify(f"Tunables are read-only: {self.read_only_reason}", severity="warning", markup=False)
             return
-        if event.name in self.unavailable:
-            self.app.notify(f"{event.name}: {self.unavailable[event.name]}", severity="warning")
+        if name in self.unavailable:
+            self.app.notify(f"{name}: {self.unavailable[name]}", severity="warning", markup=False)
             return
-        self.editing = event.name
-        field = self.query_one("#knob-input", KnobInput)
-        field.value = str(self._state.values.get(event.name, ""))
-        field.placeholder = f"new value for {event.name}"
-        field.border_title = f"{event.name} ="
+        self.editing = name
+        field = self.knob_input
+        field.value = str(self._state.values.get(name, ""))
+        field.placeholder = f"new value for {name}"
+        field.border_title = f"{name} ="
         field.add_class("editing")
         field.focus()
-        self.show(self._state)
+        self._show_knobs()
+        self._show_help()
 
     def on_knob_input_cancelled(self, event: KnobInput.Cancelled) -> None:
         event.stop()
@@ -226,7 +268,8 @@ class TunablesPanel(Vertical):
         except TunableError as exc:
             # Refused before it reaches the kernel: the knob is untouched, the edit stays open to correct.
             old = self._state.values.get(name) if self._state else None
-            self.answers[name] = WriteResult(name, old, event.value, old, ok=False, message=str(exc))
+            self.answers[name] = WriteResult(name, old, event.value[:64], old, ok=False, message=str(exc))
+            self._show_knobs()
             self._show_help()
             return
         self._end_edit()
@@ -234,14 +277,7 @@ class TunablesPanel(Vertical):
 
     def _end_edit(self) -> None:
         self.editing = None
-        field = self.query_one("#knob-input", KnobInput)
-        field.remove_class("editing")
-        self.query_one("#knobs", KnobTable).focus()
-        if self._state is not None:
-            self.show(self._state)
-
-    def show_result(self, result: WriteResult) -> None:
-        self.answers[result.name] = result
+        self.knob_input.remove_class("editing")
+        self.knobs.focus()
+        self._show_knobs()
         self._show_help()
-        if self._state is not None:
-            self.show(self._state)

@@ -1,0 +1,77 @@
+"""A sparkline with an honest baseline: bars rise from zero, so a series that moved 0.1% looks flat.
+
+Textual's Sparkline scales from the series' minimum to its maximum, which draws a flat 691 MiB with one 1 MiB
+bump as a wall. Here the scale is 0 to the maximum (said in the label above the graph), each column is the
+largest value of its bucket of samples, and two lines give 16 levels. Redrawn only when the data moves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.segment import Segment
+from textual.strip import Strip
+from textual.widget import Widget
+
+BLOCKS = " ▁▂▃▄▅▆▇█"
+LEVELS_PER_LINE = len(BLOCKS) - 1
+
+
+def columns(values: Sequence[float], width: int) -> list[float]:
+    """At most ``width`` columns: the largest value of each bucket of consecutive samples, newest last."""
+    if width <= 0 or not values:
+        return []
+    if len(values) <= width:
+        return list(values)
+    size = len(values) / width
+    return [max(values[int(i * size) : max(int((i + 1) * size), int(i * size) + 1)]) for i in range(width)]
+
+
+def bar_lines(values: Sequence[float], width: int, height: int, top: float | None = None) -> list[str]:
+    """The graph as ``height`` lines of block characters, right-aligned (newest at the right edge); the scale
+    is 0..``top`` (default: the largest value). Negative values draw as zero."""
+    buckets = columns(values, width)
+    top = max(buckets, default=0.0) if top is None else top
+    levels = height * LEVELS_PER_LINE
+    heights = [0 if top <= 0 else round(max(0.0, value) / top * levels) for value in buckets]
+    heights = [max(h, 1) if value > 0 else h for h, value in zip(heights, buckets, strict=True)]
+    lines = []
+    for line in range(height):  # top line first
+        floor = (height - 1 - line) * LEVELS_PER_LINE
+        cells = "".join(BLOCKS[min(LEVELS_PER_LINE, max(0, h - floor))] for h in heights)
+        lines.append(cells.rjust(width))
+    return lines
+
+
+class Trend(Widget):
+    """``values`` drawn as bars from zero; ``show(values)`` redraws only when they changed."""
+
+    COMPONENT_CLASSES = {"trend--bar"}
+    DEFAULT_CSS = """
+    Trend { width: 1fr; height: 2; }
+    Trend > .trend--bar { color: $primary; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._values: tuple[float, ...] = ()
+        self._lines: list[Strip] | None = None
+
+    def show(self, values: Sequence[float]) -> None:
+        values = tuple(values)
+        if values == self._values:
+            return
+        self._values = values
+        self._lines = None
+        self.refresh()
+
+    def render_line(self, y: int) -> Strip:
+        width, height = self.size
+        if self._lines is None or len(self._lines) != height or (self._lines and self._lines[0].cell_length != width):
+            style = self.rich_style + self.get_component_rich_style("trend--bar")
+            self._lines = [Strip([Segment(text, style)]) for text in bar_lines(self._values, width, height)]
+        return self._lines[y] if 0 <= y < len(self._lines) else Strip.blank(width, self.rich_style)
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._lines = None

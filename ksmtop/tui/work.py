@@ -1,0 +1,141 @@
+"""Blocking work off the UI thread, and its results back on it as messages.
+
+Every blocking call of the screen (a sample, a tunable write, a guest-agent or libvirt call, a diagnosis, the
+sharing matrix) runs in a thread worker; what it returns reaches the UI thread as a ``Finished`` message, whose
+handler runs the caller's continuation there. Worker threads never touch a widget or the controllers' state.
+
+``SampleLoop`` takes one sample at a time: a request while a sample runs is coalesced into one more sample
+after it, and the timer is re-armed only once a sample has landed (so a slow sample delays the next one
+instead of piling up behind it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+from textual.app import App
+from textual.message import Message
+from textual.timer import Timer
+
+T = TypeVar("T")
+
+
+class Finished(Message):
+    """A worker's result; ``apply`` runs on the UI thread (unless the app is closing)."""
+
+    def __init__(self, apply: Callable[[], None]) -> None:
+        super().__init__()
+        self.apply = apply
+
+
+def error_text(exc: BaseException) -> str:
+    """One line for the screen: the message, with the type for exceptions that are bugs, not refusals."""
+    text = str(exc) or type(exc).__name__
+    return text if isinstance(exc, OSError | ValueError | RuntimeError) else f"{type(exc).__name__}: {text}"
+
+
+def in_thread(
+    app: App[Any],
+    call: Callable[[], T],
+    then: Callable[[T], None],
+    *,
+    group: str,
+    failed: Callable[[BaseException], None] | None = None,
+    exclusive: bool = False,
+) -> None:
+    """Run ``call()`` in a thread; ``then(result)`` (or ``failed(exception)``) runs on the UI thread after.
+
+    An exception in ``call`` never reaches Textual's worker machinery (which would end the app): it goes to
+    ``failed``, or is dropped when there is none (a hint that could not be worked out is no error)."""
+
+    def body() -> None:
+        try:
+            result = call()
+        except Exception as exc:  # a bug or a refusal in a blocking call must never end the screen
+            if failed is not None:
+                report = failed
+                app.post_message(Finished(lambda error=exc: report(error)))
+            return
+        app.post_message(Finished(lambda: then(result)))
+
+    app.run_worker(body, thread=True, group=group, exclusive=exclusive, exit_on_error=False)
+
+
+class SampleHost(Protocol):
+    """What the loop needs from the app."""
+
+    def sample_job(self) -> Callable[[], object]:
+        """The blocking sample (called on the UI thread, so what it needs is read there; it runs in a thread)."""
+        ...
+
+    def sample_landed(self, result: object, took_s: float) -> None: ...
+    def sample_failed(self, error: str) -> None: ...
+    def next_interval(self) -> float: ...
+
+
+class SampleLoop:
+    """One sample at a time, on a timer that is re-armed after each sample lands."""
+
+    def __init__(self, app: App[Any], host: SampleHost) -> None:
+        self._app = app
+        self._host = host
+        self._timer: Timer | None = None
+        self._running = False
+        self._again = False
+        self.paused = False
+
+    def request(self) -> None:
+        """A sample now (coalesced with one already running)."""
+        self._stop_timer()
+        if self._running:
+            self._again = True
+            return
+        self._running = True
+        started = time.monotonic()
+        in_thread(
+            self._app,
+            self._host.sample_job(),
+            lambda result: self._landed(result, time.monotonic() - started),
+            group="sample",
+            failed=self._failed,
+        )
+
+    def pause(self, paused: bool) -> None:
+        self.paused = paused
+        if paused:
+            self._stop_timer()
+        else:
+            self.request()
+
+    def rearm(self) -> None:
+        """Start the wait for the next sample again (the interval changed)."""
+        if not self._running and not self.paused:
+            self._arm()
+
+    def _landed(self, result: object, took_s: float) -> None:
+        self._running = False
+        self._host.sample_landed(result, took_s)
+        self._next()
+
+    def _failed(self, exc: BaseException) -> None:
+        self._running = False
+        self._host.sample_failed(f"sampling failed: {error_text(exc)}")
+        self._next()
+
+    def _next(self) -> None:
+        if self._again:
+            self._again = False
+            self.request()
+        elif not self.paused:
+            self._arm()
+
+    def _arm(self) -> None:
+        self._stop_timer()
+        self._timer = self._app.set_timer(self._host.next_interval(), self.request)
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
