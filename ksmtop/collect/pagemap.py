@@ -282,23 +282,21 @@ def sharing(
         except OSError as exc:
             errors[pid] = f"cannot read the pages of process {pid}: {exc.strerror or exc}"
             return pid, None
-        keys = np.sort((pfns << np.uint64(1)) | exclusive.astype(np.uint64))  # one sort for both arrays
-        return pid, (keys >> np.uint64(1), (keys & np.uint64(1)).astype(bool))
+        # one sort for both arrays; stable (timsort) because guest RAM comes in runs of consecutive PFNs
+        keys = np.sort((pfns << np.uint64(1)) | exclusive.astype(np.uint64), kind="stable")
+        return pid, (keys, keys >> np.uint64(1), (keys & np.uint64(1)).astype(bool))
 
     with ThreadPoolExecutor(max_workers=max(1, min(threads, len(pids) or 1))) as pool:
         loaded = {pid: value for pid, value in pool.map(load, pids) if value is not None}
     if not loaded:
         return _empty(pids, names, errors, "; ".join(errors.values()) or "no processes", began, exact)
-    # each guest's PFNs are sorted already: a stable sort of their concatenation only merges the runs
-    everything = np.sort(np.concatenate([pfns for pfns, _ in loaded.values()]), kind="stable")
+    # each guest's keys are sorted already: a stable sort of their concatenation only merges the runs
+    keys = np.sort(np.concatenate([guest_keys for guest_keys, _, _ in loaded.values()]), kind="stable")
+    everything = keys >> np.uint64(1)
     if everything.size and not everything.any():
         message = "every PFN reads as 0: reading page frame numbers needs root (CAP_SYS_ADMIN)"
         return _empty(pids, names, errors, message, began, exact)
-    if exact:
-        candidates = distinct_sorted(everything)
-    else:
-        shared_somewhere = [pfns[~exclusive] for pfns, exclusive in loaded.values()]
-        candidates = distinct_sorted(np.sort(np.concatenate([repeated(everything), *shared_somewhere]), kind="stable"))
+    candidates = candidate_pfns(keys, everything, exact)
     try:
         flags = read_kpageflags(candidates, root, threads)
     except OSError as exc:
@@ -311,10 +309,12 @@ def sharing(
         if pid not in loaded:
             guests.append(GuestPages(pid, names.get(pid, str(pid)), 0, 0, 0, 0, 0, 0, errors.get(pid)))
             continue
-        pfns, _exclusive = loaded[pid]
+        _keys, pfns, exclusive = loaded[pid]
         merged = owners.add(pid, pfns)
         distinct_merged = owners.distinct(pid)
-        unchecked = 0 if exact else int(pfns.size - member(pfns, candidates).sum())
+        # pages not mapped once on the host are candidates always: only the exclusive ones can be unchecked
+        alone = pfns[exclusive]
+        unchecked = 0 if exact else int(alone.size - member(alone, candidates).sum())
         guests.append(
             GuestPages(
                 pid=pid,
@@ -332,6 +332,20 @@ def sharing(
         tuple(guests), owners.pairs(), time.perf_counter() - began, exact, int(candidates.size), error
     )
     return report
+
+
+def candidate_pfns(keys: np.ndarray, pfns: np.ndarray, exact: bool) -> np.ndarray:
+    """The distinct PFNs whose flags are read, from every guest's sorted keys (PFN << 1 | exclusive) and their
+    PFNs: all of them (``exact``), or those mapped more than once here or not mapped once on the host. In sorted
+    keys a PFN's non-exclusive entries come first, so one pass over the runs of equal PFNs decides."""
+    if pfns.size == 0:
+        return pfns
+    starts = np.flatnonzero(np.concatenate(([True], pfns[1:] != pfns[:-1])))
+    if exact:
+        return pfns[starts]
+    repeated_here = np.diff(np.append(starts, pfns.size)) > 1
+    shared_on_host = (keys[starts] & np.uint64(1)) == 0
+    return pfns[starts[repeated_here | shared_on_host]]
 
 
 class KsmOwners:

@@ -51,3 +51,28 @@ def test_random_trees_match_a_brute_force_count(tmp_path, monkeypatch):
             assert (guest.merged_pages, guest.distinct_merged) == (len(merged), len(set(merged)))
             assert guest.internal_pages == sum(n - 1 for n in Counter(merged).values())
             assert guest.zero_pages == maps[guest.pid].count(ZERO_PFN)
+
+
+def test_quick_candidates_and_unchecked_pages_match_a_brute_force_count(tmp_path):
+    """The quick report reads flags only for PFNs mapped twice here or not mapped once on the host."""
+    import random
+    from collections import Counter
+
+    from tests.unit.test_pagemap_tree import entry, write_kpageflags, write_process
+
+    rng = random.Random(11)
+    pids = list(range(10, 15))
+    maps = {}
+    for pid in pids:
+        maps[pid] = [(rng.randrange(100, 140), rng.random() < 0.5) for _ in range(rng.randrange(1, 16))]
+        write_process(tmp_path, pid, [entry(pfn, exclusive=excl) for pfn, excl in maps[pid]])
+    write_kpageflags(tmp_path, {pfn: 1 << pagemap.KPF_KSM for pfn in range(100, 140)})
+    counts = Counter(pfn for pages in maps.values() for pfn, _ in pages)
+    shared = {pfn for pages in maps.values() for pfn, excl in pages if not excl}
+    candidates = {pfn for pfn, n in counts.items() if n > 1} | shared
+    report = sharing(pids, root=tmp_path)
+    assert report.flags_read == len(candidates)
+    for guest in report.guests:
+        unchecked = sum(1 for pfn, excl in maps[guest.pid] if excl and pfn not in candidates)
+        assert guest.unchecked_pages == unchecked
+        assert guest.merged_pages == sum(1 for pfn, _ in maps[guest.pid] if pfn in candidates)
