@@ -85,7 +85,8 @@ class GuestController:
             parts.append(f"workload {run.label}: {state.describe() if state else 'started'}")
         return "; ".join(parts)
 
-    def _control(self, row: GuestRow | None) -> Control | None:
+    def control(self, row: GuestRow | None) -> Control | None:
+        """The control of ``row`` when it can be controlled (None: no controls here, not known yet, or not ours)."""
         control = self.control_map.get(row.key) if row is not None else None
         if self.controls is None or control is None or not control.can_control:
             return None
@@ -96,7 +97,7 @@ class GuestController:
         if action == "start_guest":
             return self.controls is not None
         if action in ("stop_guest", "destroy_guest", "workload"):
-            control = self._control(row)
+            control = self.control(row)
             return control is not None and control.running
         return None
 
@@ -191,7 +192,7 @@ class GuestController:
         if controls is None:
             self._app.notify(self.why_not, severity="warning", markup=False)
             return
-        control = self._control(row)
+        control = self.control(row)
         if row is not None and control is not None and control.kind == "domain" and not control.running:
             self._app.notify(f"starting domain {control.name} through libvirt…", markup=False)
             self._run(lambda: controls.start_domain(row))
@@ -216,7 +217,7 @@ class GuestController:
         self._app.push_screen(StartGuestScreen(), chosen)
 
     def _running(self, row: GuestRow | None) -> tuple[GuestRow, Control] | None:
-        control = self._control(row)
+        control = self.control(row)
         if row is None or control is None or not control.running:
             self._app.notify(self.text_for(row) or "no guest selected", severity="warning", markup=False)
             return None
