@@ -13,9 +13,10 @@ import re
 import signal
 import stat
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 from ksmtop.lab.guest_init import AGENT_PORT
 from ksmtop.lab.paths import RUNTIME_MODE, LabError, ensure_dir
@@ -159,21 +160,37 @@ def is_guest_process(pid: int, ticks: int, name: str) -> bool:
     return f"guest={name}".encode() in argv
 
 
+def guest_process(pid: int, ticks: int) -> psutil.Process | None:
+    """The process ``pid`` while it is still the one that started at ``ticks`` (not a reused PID); psutil then
+    checks its identity again (PID and creation time) before each signal or wait."""
+    if start_ticks(pid) != ticks:
+        return None
+    try:
+        return psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return None
+
+
 def wait_gone(pid: int, ticks: int, timeout: float) -> bool:
-    """Wait until the process has exited; True if it did within ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while start_ticks(pid) == ticks:
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.1)
+    """Wait until the process has exited (reaped when it is our child); True if it did within ``timeout``."""
+    process = guest_process(pid, ticks)
+    if process is None:
+        return True
+    try:
+        process.wait(timeout)
+    except psutil.TimeoutExpired:
+        return False
+    except psutil.NoSuchProcess:
+        pass
     return True
 
 
 def send_signal(pid: int, ticks: int, signum: signal.Signals) -> None:
-    if start_ticks(pid) == ticks:
+    process = guest_process(pid, ticks)
+    if process is not None:
         try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
+            process.send_signal(signum)
+        except psutil.NoSuchProcess:
             pass
 
 
