@@ -149,7 +149,8 @@ class KsmTopApp(SamplingApp):
             self.notify(self.config_warning, title="Preferences", severity="warning", timeout=15)
         self.main.set_read_only(self.source.limits.tunables)
         self._set_banner(None)
-        self.sample_now()
+        if not self.loop.busy:  # a key pressed before the screen was ready (g in a replay) may have asked already
+            self.sample_now()
 
     # --- sampling (SampleLoop's host) ---------------------------------------------------------------------
     def sample_now(self) -> None:

@@ -125,6 +125,11 @@ class SampleLoop:
         self._stop_timer()
         self._jobs.put(None)
 
+    @property
+    def busy(self) -> bool:
+        """A sample is being taken (or asked for and not landed yet)."""
+        return self._running
+
     def pause(self, paused: bool) -> None:
         self.paused = paused
         if paused:
