@@ -15,7 +15,6 @@ from pathlib import Path
 from ksmtop.collect.host import HostReader
 from ksmtop.collect.ksm import KsmReader
 from ksmtop.collect.procfs import ProcessTable, read_pss
-from ksmtop.history import HISTORY_SAMPLES, History  # noqa: F401 (re-exported for older imports)
 from ksmtop.model import Event, GuestSample, Scope, Snapshot
 from ksmtop.perfcount import PerfCounting
 from ksmtop.rates import guest_rates, host_rates, ksm_rates

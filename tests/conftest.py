@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ksmtop.collect.ksm import KNOBS, ksm_dir, read_ksm
+from ksmtop.collect.ksm import ksm_dir, read_ksm
+from ksmtop.knobs import KNOBS
 
 REPO = Path(__file__).resolve().parent.parent
 KSM = ksm_dir("/")
