@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ksmtop import session_cli
 
     session_cli.register(subparsers)
+    from ksmtop.study import cli as study_cli
+
+    study_cli.register(subparsers)
     return parser
 
 
@@ -179,6 +182,13 @@ def main(argv: list[str] | None = None) -> int:
         from ksmtop.lab import cli as lab_cli
 
         return lab_cli.run(args)
+    if args.command == "study":
+        from ksmtop.study import cli as study_cli
+
+        try:
+            return study_cli.run(args)
+        except KeyboardInterrupt:
+            return 130
     if args.command in ("record", "replay", "export", "plot"):
         from ksmtop import session_cli
 
