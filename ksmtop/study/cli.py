@@ -128,17 +128,16 @@ def _plan(args: argparse.Namespace) -> StudyPlan:
 
 
 def _check_output(out: Path, force: bool) -> str | None:
+    """Why DIR cannot take the results (None: it can); nothing is created here."""
     if out.exists() and not out.is_dir():
         return f"{out} exists and is not a directory"
     if out.is_dir() and any(out.iterdir()) and not force:
         return f"{out} exists and is not empty (--force writes into it, replacing the study's files)"
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".ksmtop-study-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        return f"cannot write to {out}: {exc.strerror or exc}"
+    existing = out
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        return f"cannot write to {out}: {existing} is not a writable directory"
     return None
 
 
@@ -170,6 +169,10 @@ def run(args: argparse.Namespace) -> int:
                          "(--go-on runs anyway)")  # fmt: skip
         for reason in reasons:
             print(f"ksmtop study: warning: {reason} (going on, as asked)", file=sys.stderr)
+        try:
+            args.output.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            return _fail(f"cannot create {args.output}: {exc.strerror or exc}")
         return _study(plan, args)
     finally:
         lock.close()
