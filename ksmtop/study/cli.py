@@ -1,7 +1,8 @@
 """`ksmtop study -o DIR`: the paper's study on lab guests, with a Rich progress display (quiet off a terminal).
 
 Refusals and errors are one line on stderr and a non-zero exit, never a traceback: 2 for a study that cannot
-start, 1 for one that failed part-way, 130 for Ctrl-C, 3 when a knob could not be restored or a guest is left.
+start, 1 for one that failed part-way, 130 for Ctrl-C (143 SIGTERM, 129 SIGHUP), 3 when a knob could not be
+restored or a guest is left.
 """
 
 from __future__ import annotations
@@ -208,7 +209,7 @@ def _finish(result: Any, out: Path) -> int:
     if result.complete:
         print(f"ksmtop study: done in {result.meta['seconds'] / 60:.1f} min: {out / 'report.md'}", file=sys.stderr)
     else:
-        code = 130 if (result.stopped or "").startswith("interrupted") else 1
+        code = _exit_code(result.stopped or "")
         _fail(f"{result.stopped}; what was measured is in {out}", code)
     for problem in result.knobs_not_restored:
         _fail(f"KSM knob NOT restored: {problem}", 3)
@@ -217,6 +218,16 @@ def _finish(result: Any, out: Path) -> int:
         _fail(f"guest still running: {guest}", 3)
         code = 3
     return code
+
+
+def _exit_code(stopped: str) -> int:
+    """130 for Ctrl-C, 128 + N for signal N (SIGTERM 143, SIGHUP 129), 1 for an error."""
+    if stopped.startswith("interrupted"):
+        return 130
+    name = stopped.removeprefix("stopped by ")
+    if name in ("SIGTERM", "SIGHUP"):
+        return 128 + signal.Signals[name].value
+    return 1
 
 
 class _Display:
