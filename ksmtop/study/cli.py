@@ -245,7 +245,7 @@ class _Display:
 
             self.progress = Progress(
                 TextColumn("{task.description}", markup=False),
-                BarColumn(bar_width=24),
+                BarColumn(bar_width=20),
                 TextColumn("{task.percentage:>3.0f}%"),
                 TimeElapsedColumn(),
                 TextColumn("left"),
@@ -270,4 +270,7 @@ class _Display:
         if update.guests and update.phase in PHASE_SHARE:
             on = update.phase in ("unmerge", "merging", "window-on")
             done += PHASE_SHARE[update.phase] * (update.guests if on else 1)
-        self.progress.update(self.task, completed=done, description=f"{workload}{update.detail}"[:70].ljust(70))
+        width = max(24, min(90, self.progress.console.width - 44))  # the bar, %, elapsed and time left take ~44
+        text = f"{workload}{update.detail}"
+        text = text if len(text) <= width else text[: width - 1] + "…"
+        self.progress.update(self.task, completed=done, description=text.ljust(width))
