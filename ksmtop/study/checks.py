@@ -47,6 +47,14 @@ def _mib(value: float) -> str:
     return f"{value / MIB:.0f}"
 
 
+def _guests(n: int) -> str:
+    return f"{n} guest{'' if n == 1 else 's'}"
+
+
+def _rate(value: float) -> str:
+    return f"{value:.1f}" if value < 10 else f"{value:.0f}"
+
+
 def merging_grows(rows: Sequence[dict[str, Any]]) -> Check:
     finding = "Merging grows with the number of identical guests"
     parts, verdicts = [], []
@@ -75,7 +83,7 @@ def cpu_bound_like_idle(rows: Sequence[dict[str, Any]]) -> Check:
     ratios = {n: primes[n] / idle[n] if idle[n] else float("inf") for n in counts}
     held = all(abs(r - 1) <= CPU_BOUND_TOLERANCE for r in ratios.values())
     numbers = "; ".join(
-        f"{n} guests: primes {_mib(primes[n])} vs idle {_mib(idle[n])} MiB ({ratios[n]:.0%})" for n in counts
+        f"{_guests(n)}: primes {_mib(primes[n])} vs idle {_mib(idle[n])} MiB ({ratios[n]:.0%})" for n in counts
     )
     return Check(finding, held, f"{numbers} (held: within ±{CPU_BOUND_TOLERANCE:.0%} at every count)")
 
@@ -89,7 +97,7 @@ def same_beats_random(rows: Sequence[dict[str, Any]]) -> Check:
         return Check(finding, None, "needs both fill-same and fill-random")
     held = all(same[n] > random[n] for n in counts)
     numbers = "; ".join(
-        f"{n} guests: {_mib(same[n])} vs {_mib(random[n])} MiB (+{_mib(same[n] - random[n])})" for n in counts
+        f"{_guests(n)}: {_mib(same[n])} vs {_mib(random[n])} MiB (+{_mib(same[n] - random[n])})" for n in counts
     )
     return Check(finding, held, numbers)
 
@@ -104,6 +112,7 @@ def fault_rate(row: dict[str, Any]) -> tuple[float | None, str]:
 def faults_unchanged(rows: Sequence[dict[str, Any]]) -> Check:
     finding = "Page faults do not change with merging"
     parts, verdicts = [], []
+    cow = 0
     for workload in dict.fromkeys(r["workload"] for r in rows):
         off = {r["guests"]: r for r in rows if r["workload"] == workload and r["ksm"] == "off"}
         on = {r["guests"]: r for r in rows if r["workload"] == workload and r["ksm"] == "on"}
@@ -117,13 +126,16 @@ def faults_unchanged(rows: Sequence[dict[str, Any]]) -> Check:
                 off[n].get("perf_faults_major") or off[n].get("faults_major") or 0
             )
             verdicts.append(close and not major)
-            pairs.append(f"{n}: {before:.0f}→{after:.0f}{'' if close else ' (changed)'}{' +major' if major else ''}")
+            cow += on[n].get("cow_ksm") or 0
+            flags = ("" if close else " (changed)") + (" +major" if major else "")
+            pairs.append(f"{n}: {_rate(before)}→{_rate(after)}{flags}")
         if pairs:
             parts.append(f"{workload} ({source} faults/s per guest, before→after): {', '.join(pairs)}")
     if not verdicts:
         return Check(finding, None, "no fault counts")
     rule = f"held: within ±{FAULT_TOLERANCE:.0%} or {FAULT_FLOOR_PER_S:g}/s, no new major faults"
-    return Check(finding, all(verdicts), "; ".join(parts) + f" ({rule})")
+    cows = f"; after merging, {cow} COW breaks of merged pages (cow_ksm) in the windows" if cow else ""
+    return Check(finding, all(verdicts), "; ".join(parts) + cows + f" ({rule})")
 
 
 def paper_checks(rows: Sequence[dict[str, Any]]) -> list[Check]:

@@ -142,6 +142,18 @@ def _check_output(out: Path, force: bool) -> str | None:
     return None
 
 
+OUR_FILES = ("results.json", "results.csv", "report.md", "study.jsonl.gz", "memory-*.png", "faults.png",
+             "convergence.png", "model.png")  # fmt: skip
+"""What a study writes in DIR: with --force, an earlier study's files go first (no stale figure stays)."""
+
+
+def _remove_earlier_results(out: Path) -> None:
+    for pattern in OUR_FILES:
+        for path in out.glob(pattern):
+            if path.is_file() and not path.is_symlink():
+                path.unlink()
+
+
 def run(args: argparse.Namespace) -> int:
     from ksmtop.study import preflight
 
@@ -172,8 +184,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"ksmtop study: warning: {reason} (going on, as asked)", file=sys.stderr)
         try:
             args.output.mkdir(parents=True, exist_ok=True)
+            _remove_earlier_results(args.output)
         except OSError as exc:
-            return _fail(f"cannot create {args.output}: {exc.strerror or exc}")
+            return _fail(f"cannot write to {args.output}: {exc.strerror or exc}")
         return _study(plan, args)
     finally:
         lock.close()

@@ -137,7 +137,12 @@ def _convergence(plt: Any, path: Path, workloads: list[str], series: dict[str, d
         for guests, points in sorted(series[workload].items(), key=lambda item: int(item[0])):
             if not points:
                 continue
-            axes.plot([p[0] for p in points], [p[1] / MIB for p in points], linewidth=1.4, label=f"{guests} guests")
+            axes.plot(
+                [p[0] for p in points],
+                [p[1] / MIB for p in points],
+                linewidth=1.4,
+                label=f"{guests} guest{'' if guests == '1' else 's'}",
+            )
             axes.plot(points[-1][0], points[-1][1] / MIB, marker="o", color="black", markersize=3)
         axes.set_title(workload, fontsize=10)
         axes.set_xlabel("seconds since KSM on")

@@ -19,6 +19,14 @@ SHOWN = 5
 """Processes named in a refusal; the rest are counted."""
 
 
+def label(process: GuestSample) -> str:
+    """'NAME (PID n)'; qemu processes say so ('qemu (PID n)' when qemu was started without -name)."""
+    name = safe_name(process.name)
+    if process.kind == "qemu":
+        name = "qemu" if name == str(process.pid) else f"qemu {name}"
+    return f"{name} (PID {process.pid})"
+
+
 def describe(processes: Iterable[GuestSample]) -> str:
     items = [f"{safe_name(p.name)} (PID {p.pid})" for p in processes]
     more = f" and {len(items) - SHOWN} more" if len(items) > SHOWN else ""

@@ -444,10 +444,13 @@ class StudyRunner:
     def _add_row(self, step: Step, ksm: str, window: Window, **extra: Any) -> None:
         ours = {g.pid for g in window.guests}
         others = preflight.foreign(window.last.guests, ours)
-        names = [f"{safe_name(p.name)} (PID {p.pid})" for p in others]
+        names = [preflight.label(p) for p in others]
         if names:
             self.foreign_seen.update(names)
-            self._warn(f"{step.workload}, {step.guests} guests, KSM {ksm}: other KSM users: {', '.join(names)}")
+            self._warn(
+                f"{step.workload}, {step.guests} guests, KSM {ksm}: other qemu processes or KSM users appeared: "
+                + ", ".join(names)
+            )
         self.result.rows.append(measurement_row(step, ksm, window, names, **extra))
 
     def _meta(self) -> dict[str, Any]:

@@ -85,6 +85,12 @@ def test_obstacles_merged_pages_nobody_visible_holds():
     assert preflight.obstacles([], KsmState(True, {"run": 1, "pages_sharing": 0})) == []
 
 
+def test_a_label_says_qemu_and_a_nameless_qemu_by_its_pid():
+    assert preflight.label(process(7, "web")) == "qemu web (PID 7)"
+    assert preflight.label(process(8, "8")) == "qemu (PID 8)"
+    assert preflight.label(process(9, "python3", kind="process")) == "python3 (PID 9)"
+
+
 def test_many_others_are_counted():
     others = [process(100 + i, f"vm{i}") for i in range(8)]
     assert preflight.describe(others).endswith("vm4 (PID 104) and 3 more")
@@ -132,6 +138,16 @@ def test_a_non_empty_output_directory_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "exists and is not empty (--force" in err
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_force_removes_an_earlier_studys_files_only(tmp_path):
+    from ksmtop.study.cli import _remove_earlier_results
+
+    for name in ("results.json", "report.md", "memory-primes.png", "model.png", "notes.txt", "memory.txt"):
+        (tmp_path / name).write_text("x")
+    (tmp_path / "faults.png").symlink_to(tmp_path / "notes.txt")
+    _remove_earlier_results(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["faults.png", "memory.txt", "notes.txt"]
 
 
 def test_an_output_path_that_is_a_file_is_refused(tmp_path, capsys):

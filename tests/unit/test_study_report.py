@@ -177,3 +177,18 @@ def test_figures_are_pngs_of_the_right_size_and_not_blank(tmp_path):
         assert pixels.shape[0] >= 400 and pixels.shape[1] >= 700
         assert pixels.std() > 0.05  # drawn, not one colour
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_study_that_failed_before_any_measurement_still_writes_its_files(tmp_path):
+    result = made_up_result(guests=1)
+    result.rows.clear()
+    result.series.clear()
+    result.baseline = None
+    result.complete = False
+    result.stopped = "error: qemu-system-x86_64 not found: install the qemu-system-x86 package"
+    write_results(result, tmp_path)
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["rows"] == [] and data["model"] == {} and data["stopped"].startswith("error: qemu")
+    assert [c["held"] for c in data["checks"]] == [None, None, None, None]
+    assert (tmp_path / "results.csv").read_text().splitlines() == [",".join(COLUMNS)]
+    assert "did not finish: error: qemu-system-x86_64 not found" in (tmp_path / "report.md").read_text()
