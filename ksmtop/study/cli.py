@@ -198,7 +198,7 @@ def _study(plan: StudyPlan, args: argparse.Namespace) -> int:
     previous = {s: signal.signal(s, raise_stopped) for s in (signal.SIGTERM, signal.SIGHUP)}
     try:
         with _Display(plan) as show:
-            result = StudyRunner(plan, args.output, progress=show, go_on=args.go_on, overwrite=args.force).run()
+            result = StudyRunner(plan, args.output, progress=show, overwrite=args.force).run()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

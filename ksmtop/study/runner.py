@@ -92,14 +92,12 @@ class StudyRunner:
         out_dir: Path,
         *,
         progress: Callable[[Progress], None] = lambda _: None,
-        go_on: bool = False,
         overwrite: bool = False,
         lab_runtime: Path | None = None,
     ) -> None:
         self.plan = plan
         self.out_dir = out_dir
         self.progress_callback = progress
-        self.go_on = go_on
         self.overwrite = overwrite
         self.runtime = lab_runtime or runtime_dir().parent / "study" / f"run-{os.getpid()}"
         self.lab = Lab(self.runtime, prefix=GUEST_PREFIX)
