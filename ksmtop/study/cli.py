@@ -19,8 +19,8 @@ from ksmtop.study import plan as plan_module
 from ksmtop.study.plan import PlanError, StudyPlan
 
 LOCK_PATH = Path("/run/lock/ksmtop-study.lock") if Path("/run/lock").is_dir() else Path("/tmp/ksmtop-study.lock")
-PHASE_SHARE = {"boot": 0.0, "workload": 0.5, "steady": 0.6, "window-off": 0.7, "unmerge": 0.0, "merging": 0.1,
-               "window-on": 0.6}  # fmt: skip
+PHASE_SHARE = {"unmerge": 0.0, "boot": 0.0, "workload": 0.3, "steady": 0.35, "window-off": 0.4, "merging": 0.6,
+               "window-on": 0.65, "stop": 0.9}  # fmt: skip
 """How far into a measurement each phase starts, for a progress bar that moves within one."""
 
 
@@ -281,8 +281,7 @@ class _Display:
         workload = f"{update.workload}{guests}: " if update.workload else ""
         done = update.done_units
         if update.guests and update.phase in PHASE_SHARE:
-            on = update.phase in ("unmerge", "merging", "window-on")
-            done += PHASE_SHARE[update.phase] * (update.guests if on else 1)
+            done += PHASE_SHARE[update.phase] * update.guests
         width = max(24, min(90, self.progress.console.width - 44))  # the bar, %, elapsed and time left take ~44
         text = f"{workload}{update.detail}"
         text = text if len(text) <= width else text[: width - 1] + "…"

@@ -159,15 +159,14 @@ class StudyRunner:
         self._event("study: all measurements taken", phase="end")
 
     def _workload(self, workload: str) -> None:
-        """KSM off with 1, 2, .. N guests (booted one at a time, never merged), then KSM on with N, N-1, .. 1
-        (each merged from run=1 after the guest above it stopped)."""
-        guests: list[LabGuest] = []
-        runs: list[WorkloadRun] = []
+        """Every guest count on fresh guests: boot them, start the workload, KSM off, merge from run=1, KSM on,
+        stop them. Each measurement has the same history: guests never merged before, merged once."""
         for count in range(1, self.plan.guests + 1):
             step = Step(workload, count)
-            guest, boot_s = self._boot(step)
-            guests.append(guest)
-            runs.append(self._start_workload(step, guest))
+            self._unmerge(step)
+            guests, boot_s = self._boot(step)
+            runs = [self._start_workload(step, guest) for guest in guests]
+            self._wait_workloads(step, guests, runs)
             self._check_workloads(step, guests, runs)
             self._progress("steady", step, "KSM off: waiting for the guests' memory to settle")
             steady, steady_s = wait_steady(self._thread(), {g.pid for g in guests}, self.plan.steady_timeout_s)
@@ -177,52 +176,53 @@ class StudyRunner:
             self._event(f"study: {workload} x{count}, KSM off: measuring", phase="off", step=step)
             off = measure_window(self._thread(), guests, self.plan.window_s)
             self._add_row(step, "off", off, steady=steady, steady_s=steady_s, boot_s=boot_s)
-            self.done_units += self.plan.step_units(step, "off")
-        for count in range(self.plan.guests, 0, -1):
-            step = Step(workload, count)
-            if count < len(guests):
-                self._stop_guest(guests.pop(), step)
-                runs.pop()
-                self._unmerge(step)
             merge = self._merge(step)
             self._check_workloads(step, guests, runs)
             self._progress("window-on", step, f"KSM on: measuring for {self.plan.window_s:g} s")
             self._event(f"study: {workload} x{count}, KSM on: measuring", phase="on", step=step)
             on = measure_window(self._thread(), guests, self.plan.window_s)
             self._add_row(step, "on", on, **merge)
-            self.done_units += self.plan.step_units(step, "on")
-        self._stop_guests()  # on an error or Ctrl-C, _cleanup stops them (after the knobs: those are quicker)
+            self._stop_guests(step)  # on an error or Ctrl-C, _cleanup stops them (after the knobs: quicker)
+            self.done_units += self.plan.step_units(step)
         self._unmerge()
 
     # -- steps ------------------------------------------------------------------------------------------------
 
-    def _boot(self, step: Step) -> tuple[LabGuest, float]:
-        name = self.lab.guest_name(step.guests)
-        self._progress("boot", step, f"booting {name} ({self.plan.memory_mib} MiB, {self._accel()})")
+    def _boot(self, step: Step) -> tuple[list[LabGuest], float]:
+        """Start guests 1..n together and wait for their agents."""
+        self._progress("boot", step, f"booting {step.guests} x {self.plan.memory_mib} MiB ({self._accel()})")
         started = time.monotonic()
-        guest = self.lab.start_guest(name, self.plan.memory_mib, accel=self._accel(), wait=True)
+        guests = self.lab.up(step.guests, self.plan.memory_mib, accel=self._accel(), wait=True)
         seconds = time.monotonic() - started
-        self._event(f"{name} started (PID {guest.pid})", kind="guest-start", guest=name, pid=guest.pid)
-        self.result.meta.setdefault("boot_seconds", []).append(round(seconds, 1))
-        return guest, seconds
+        for guest in guests:
+            self._event(f"{guest.name} started (PID {guest.pid})", kind="guest-start", guest=guest.name, pid=guest.pid)
+        self.result.meta.setdefault("boot_seconds", {}).setdefault(step.workload, []).append(round(seconds, 1))
+        return guests, seconds
 
     def _start_workload(self, step: Step, guest: LabGuest) -> WorkloadRun:
         argument = self.plan.workload_argument(step.workload)
         self._progress("workload", step, f"{step.workload} in {guest.name}")
         with guest.agent(timeout=AGENT_TIMEOUT_S) as agent:
             run = start_workload(agent, step.workload, argument, timeout=AGENT_TIMEOUT_S)
-            self._event(f"{guest.name}: {run.label} started", kind="workload-start", guest=guest.name, pid=guest.pid)
-            if self.plan.waits_for_workload(step.workload):
-                state = run.wait(agent, timeout=WORKLOAD_TIMEOUT_S)
-                self._event(
-                    f"{guest.name}: {run.label} {state.describe()}",
-                    kind="workload-end",
-                    guest=guest.name,
-                    exitcode=state.exitcode,
-                )
-                if not state.succeeded:
-                    raise StudyError(f"{run.label} in {guest.name} failed: {safe(state.error_tail.strip())}")
+        self._event(f"{guest.name}: {run.label} started", kind="workload-start", guest=guest.name, pid=guest.pid)
         return run
+
+    def _wait_workloads(self, step: Step, guests: list[LabGuest], runs: list[WorkloadRun]) -> None:
+        """Fills are waited for (they run in every guest at once); the memory is measured once they are written."""
+        if not self.plan.waits_for_workload(step.workload):
+            return
+        self._progress("workload", step, f"{step.workload}: waiting for {len(runs)} guests")
+        for guest, run in zip(guests, runs, strict=True):
+            with guest.agent(timeout=AGENT_TIMEOUT_S) as agent:
+                state = run.wait(agent, timeout=WORKLOAD_TIMEOUT_S)
+            self._event(
+                f"{guest.name}: {run.label} {state.describe()}",
+                kind="workload-end",
+                guest=guest.name,
+                exitcode=state.exitcode,
+            )
+            if not state.succeeded:
+                raise StudyError(f"{run.label} in {guest.name} failed: {safe(state.error_tail.strip())}")
 
     def _check_workloads(self, step: Step, guests: list[LabGuest], runs: list[WorkloadRun]) -> None:
         """Workloads that keep running (idle, primes) must still run: one that ended has changed the guest."""
@@ -309,16 +309,11 @@ class StudyRunner:
                 raise StudyError(f"pages still merged {UNMERGE_TIMEOUT_S:g} s after run=2")
         self._write("run", "0")
 
-    def _stop_guest(self, guest: LabGuest, step: Step) -> None:
-        self._progress("stop", step, f"stopping {guest.name}")
-        how = self.lab.stop_guest(guest.name, force=True, timeout=10)
-        self._event(f"{guest.name} stopped: {how}", kind="guest-stop", guest=guest.name)
-
-    def _stop_guests(self) -> None:
+    def _stop_guests(self, step: Step | None = None) -> None:
         guests = self.lab.guests()
         if not guests:
             return
-        self._progress("stop", detail=f"stopping {len(guests)} guests")
+        self._progress("stop", step, f"stopping {len(guests)} guests")
         for name, how in self.lab.down(timeout=10):
             self._event(f"{name} stopped: {how}", kind="guest-stop", guest=name)
 
