@@ -1,13 +1,13 @@
 """The study's plan: which workloads, how many guests, how each measurement is taken. Pure data, no I/O.
 
 For each workload and each guest count n in 1..N: n fresh guests are booted together and run the workload; they
-are measured with KSM off (nothing merged, memory steady), then merged from run=1 until converged and measured
-with KSM on, then stopped. Every measurement thus has the same history (guests never merged before, merged once)
-and its off and on windows are a minute apart at most, so other work on the host moves host memory little
-between them. Reusing guests across counts was tried and dropped: a guest that was merged, unmerged and merged
-again holds 10-20 MiB less than one merged once (the kernel frees zero-filled parts of the huge pages KSM splits,
-and unmerging does not bring them back), which bent the lines by up to 60 MiB at the count merged first.
-The price: N(N+1)/2 boots per workload instead of N (about 6 s each under TCG here).
+are measured with KSM off (never merged, memory steady), then merged from run=1 until converged and measured with
+KSM on, then stopped. Every count follows the same procedure, and its off and on windows are under a minute apart,
+so other work on the host moves host memory little between them. Reusing guests across counts (off on the way up,
+on on the way down) was tried first: it saved well under a minute per study here (guests boot together in 6-14 s)
+but put the off and on windows of small counts minutes apart: everything on the host but the guests moved over
+290 MiB in such a run, 160 MiB with fresh guests.
+Unmerging does not give back the state before merging either, so every off window is on guests never merged.
 """
 
 from __future__ import annotations
