@@ -1,15 +1,17 @@
-"""The study, run: lab guests booted one at a time, each workload measured with KSM off and on at every guest
-count, the whole session recorded, every KSM knob put back and every guest it started stopped at the end, on
-Ctrl-C, SIGTERM and on error.
+"""The study, run: for each workload and guest count, fresh lab guests measured with KSM off and on, the whole
+session recorded, every KSM knob put back and every guest it started stopped at the end, on Ctrl-C, SIGTERM and
+on error.
 
-One measurement, for guest count n of a workload:
+One measurement, for guest count n of a workload (plan.py says why fresh guests each time):
 1. unmerge: run=2 (the kernel unmerges every page before the write returns), wait until pages_sharing and the
    guests' merged pages read 0, then run=0;
-2. boot guest n (the others keep running) and start the workload in it (fills are waited for);
+2. boot guests 1..n together and start the workload in each (fills are waited for);
 3. KSM off: wait until the guests' memory is steady (or a timeout, reported), then a window of ``window_s``:
    host memory, guest memory, page faults (perf and /proc), ksmd CPU;
-4. KSM on: run=1 with the study's pages_to_scan and sleep_millisecs; sample until ksmtop's convergence detector
-   says converged, or the timeout (reported as not converged, never taken as converged); then the same window.
+4. KSM on: run=1 with the study's pages_to_scan and sleep_millisecs; sample every ``merge_interval_s`` until
+   ksmtop's convergence detector says converged, or the timeout (reported as not converged, never taken as
+   converged); then the same window;
+5. stop the guests.
 
 No UI imports: progress goes to a callback, which the command line draws with Rich.
 """
