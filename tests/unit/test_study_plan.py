@@ -3,6 +3,9 @@ line's refusals (one line, exit 2, nothing created), and the layering: only the 
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 import subprocess
 import sys
 
@@ -12,6 +15,7 @@ from ksmtop.cli import main
 from ksmtop.model import GuestSample, KsmState
 from ksmtop.study import preflight
 from ksmtop.study.plan import STUDY_WORKLOADS, PlanError, Step, StudyPlan, parse_workloads
+from tests.support.nobody import run_as_nobody
 
 
 def test_parse_workloads():
@@ -166,3 +170,25 @@ def test_study_modules_import_without_textual_and_only_the_cli_loads_rich():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"  # the cli imports Rich only when it draws progress on a terminal
+
+
+def test_not_root_is_one_line_and_creates_nothing(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to drop to nobody")
+    out = tmp_path / "results"
+    tmp_path.chmod(0o777)
+
+    def warm_up() -> None:
+        import ksmtop.lab.cli
+        import ksmtop.study.cli  # noqa: F401
+
+    def observe() -> dict:
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            code = main(["study", "-o", str(out)])
+        return {"code": code, "err": err.getvalue()}
+
+    seen = run_as_nobody(observe, warm_up)
+    assert seen == {"code": 2, "err": "ksmtop study: the study writes KSM knobs and reads per-process KSM figures: "
+                    "run it as root\n"}  # fmt: skip
+    assert not out.exists()
