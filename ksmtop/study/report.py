@@ -10,12 +10,21 @@ import csv
 import io
 import json
 import os
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ksmtop.study.checks import CPU_BOUND_TOLERANCE, FAULT_FLOOR_PER_S, FAULT_TOLERANCE, Check, paper_checks
+from ksmtop.safetext import safe
+from ksmtop.study.checks import (
+    CPU_BOUND_TOLERANCE,
+    FAULT_FLOOR_PER_S,
+    FAULT_TOLERANCE,
+    Check,
+    fault_rate,
+    paper_checks,
+)
 from ksmtop.study.model import Fit, LineFit, WorkloadModel, workload_model
 from ksmtop.study.rows import COLUMNS
 from ksmtop.study.runner import RECORDING_NAME, StudyResult
@@ -24,6 +33,15 @@ MIB = 2**20
 GIB = 2**30
 OUTPUT_NAMES = ("results.json", "results.csv", "report.md", RECORDING_NAME)
 """Files the study writes, besides the figures (figures.FIGURE_NAMES)."""
+
+
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()<>#+!|~])")
+
+
+def md(text: object) -> str:
+    """Outside text (process names in warnings, error texts) as Markdown that renders as the text itself: safe()
+    first (controls escaped), then every character Markdown or HTML would act on backslash-escaped."""
+    return _MARKDOWN.sub(r"\\\1", safe(text))
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -201,11 +219,11 @@ def report_markdown(
         "",
     ]
     if not result.complete:
-        lines += [f"**The study did not finish: {result.stopped}.** The figures below hold what was measured.", ""]
+        lines += [f"**The study did not finish: {md(result.stopped)}.** The figures below hold what was measured.", ""]
     if result.knobs_not_restored:
-        lines += ["**KSM knobs not restored:** " + "; ".join(result.knobs_not_restored), ""]
+        lines += ["**KSM knobs not restored:** " + md("; ".join(result.knobs_not_restored)), ""]
     if result.guests_left:
-        lines += ["**Guests still running:** " + ", ".join(result.guests_left), ""]
+        lines += ["**Guests still running:** " + md(", ".join(result.guests_left)), ""]
     accel = meta.get("accel", {})
     host = f"{meta['cpu']}, {meta['ncpus']} CPUs, {meta['mem_total_bytes'] / GIB:.1f} GiB, kernel {meta['kernel']}"
     baseline = _m((result.baseline or {}).get("host_used_bytes"))
@@ -263,7 +281,7 @@ def report_markdown(
         "",
     ]
     if result.warnings:
-        lines += ["## Warnings", ""] + [f"- {w}" for w in result.warnings] + [""]
+        lines += ["## Warnings", ""] + [f"- {md(w)}" for w in result.warnings] + [""]
     lines += [
         "## Files",
         "",
@@ -284,8 +302,6 @@ def _row(rows: Sequence[dict[str, Any]], workload: str, guests: int, ksm: str) -
 
 
 def _table_row(workload: str, n: int, off: dict[str, Any] | None, on: dict[str, Any] | None) -> str:
-    from ksmtop.study.checks import fault_rate
-
     def get(row: dict[str, Any] | None, key: str) -> Any:
         return None if row is None else row.get(key)
 

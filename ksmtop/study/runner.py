@@ -166,6 +166,7 @@ class StudyRunner:
         for count in range(1, self.plan.guests + 1):
             step = Step(workload, count)
             self._unmerge(step)
+            since = self._thread().count
             guests, boot_s = self._boot(step)
             runs = [self._start_workload(step, guest) for guest in guests]
             self._wait_workloads(step, guests, runs)
@@ -177,13 +178,14 @@ class StudyRunner:
             self._progress("window-off", step, f"KSM off: measuring for {self.plan.window_s:g} s")
             self._event(f"study: {workload} x{count}, KSM off: measuring", phase="off", step=step)
             off = measure_window(self._thread(), guests, self.plan.window_s)
-            self._add_row(step, "off", off, steady=steady, steady_s=steady_s, boot_s=boot_s)
+            self._add_row(step, "off", off, since, steady=steady, steady_s=steady_s, boot_s=boot_s)
+            since = self._thread().count
             merge = self._merge(step)
             self._check_workloads(step, guests, runs)
             self._progress("window-on", step, f"KSM on: measuring for {self.plan.window_s:g} s")
             self._event(f"study: {workload} x{count}, KSM on: measuring", phase="on", step=step)
             on = measure_window(self._thread(), guests, self.plan.window_s)
-            self._add_row(step, "on", on, **merge)
+            self._add_row(step, "on", on, since, **merge)
             self._stop_guests(step)  # on an error or Ctrl-C, _cleanup stops them (after the knobs: quicker)
             self.done_units += self.plan.step_units(step)
         self._unmerge()
@@ -436,10 +438,15 @@ class StudyRunner:
             )
         )
 
-    def _add_row(self, step: Step, ksm: str, window: Window, **extra: Any) -> None:
+    def _add_row(self, step: Step, ksm: str, window: Window, since: int, **extra: Any) -> None:
+        """The row, with every other qemu process or KSM user sampled since index ``since`` (boot and KSM off
+        for the off row, merging and KSM on for the on row): short-lived ones between windows count too."""
         ours = {g.pid for g in window.guests}
-        others = preflight.foreign(window.last.guests, ours)
-        names = [preflight.label(p) for p in others]
+        others: dict[tuple[int, int], str] = {}
+        for snapshot in self._thread().since(since):
+            for process in preflight.foreign(snapshot.guests, ours):
+                others.setdefault((process.pid, process.start_ticks), preflight.label(process))
+        names = list(others.values())
         if names:
             self.foreign_seen.update(names)
             self._warn(

@@ -154,8 +154,8 @@ def test_an_unfinished_study_says_so(tmp_path):
     result.knobs_not_restored = ["sleep_millisecs is 7, not 20 as before"]
     write_results(result, tmp_path)
     report = (tmp_path / "report.md").read_text()
-    assert "**The study did not finish: interrupted (Ctrl-C).**" in report
-    assert "**KSM knobs not restored:** sleep_millisecs is 7" in report
+    assert "**The study did not finish: interrupted \\(Ctrl-C\\).**" in report
+    assert "**KSM knobs not restored:** sleep\\_millisecs is 7" in report
     assert "No figures" in report
     data = json.loads((tmp_path / "results.json").read_text())
     assert data["complete"] is False and data["stopped"] == "interrupted (Ctrl-C)"
@@ -191,4 +191,20 @@ def test_a_study_that_failed_before_any_measurement_still_writes_its_files(tmp_p
     assert data["rows"] == [] and data["model"] == {} and data["stopped"].startswith("error: qemu")
     assert [c["held"] for c in data["checks"]] == [None, None, None, None]
     assert (tmp_path / "results.csv").read_text().splitlines() == [",".join(COLUMNS)]
-    assert "did not finish: error: qemu-system-x86_64 not found" in (tmp_path / "report.md").read_text()
+    assert "did not finish: error: qemu-system-x86\\_64 not found" in (tmp_path / "report.md").read_text()
+
+
+def test_outside_text_in_the_report_renders_as_itself(tmp_path):
+    result = made_up_result(guests=1)
+    hostile = "vm[x](javascript:alert(1))\x1b]0;TITLE\x07<img src=x>|cell|"
+    result.warnings.append(
+        f"idle, 1 guests, KSM on: other qemu processes or KSM users appeared: qemu {hostile} (PID 9)"
+    )
+    write_results(result, tmp_path)
+    report = (tmp_path / "report.md").read_text()
+    line = next(line for line in report.splitlines() if "PID 9" in line)
+    assert line == (
+        "- idle, 1 guests, KSM on: other qemu processes or KSM users appeared: qemu "
+        "vm\\[x\\]\\(javascript:alert\\(1\\)\\)\\\\x1b\\]0;TITLE\\\\x07\\<img src=x\\>\\|cell\\| \\(PID 9\\)"
+    )
+    assert "\x1b" not in report  # the escape character itself never reaches the file
