@@ -6,7 +6,7 @@ KSM on, then stopped. Every count follows the same procedure, and its off and on
 so other work on the host moves host memory little between them. Reusing guests across counts (off on the way up,
 on on the way down) was tried first: it saved well under a minute per study here (guests boot together in 6-14 s)
 but put the off and on windows of small counts minutes apart: everything on the host but the guests moved over
-290 MiB in such a run, 160 MiB with fresh guests.
+290 MiB in such a run, 100-160 MiB with fresh guests.
 Unmerging does not give back the state before merging either, so every off window is on guests never merged.
 """
 
