@@ -52,9 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     from ksmtop.exporter import cli as exporter_cli
     from ksmtop.fleet import cli as fleet_cli
     from ksmtop.lab import cli as lab_cli
+    from ksmtop.study import cli as study_cli
 
     lab_cli.register(subparsers)
     session.register(subparsers)
+    study_cli.register(subparsers)
     exporter_cli.register(subparsers)
     fleet_cli.register(subparsers)
     return parser
@@ -74,6 +76,13 @@ def main(argv: list[str] | None = None) -> int:
         from ksmtop.lab import cli as lab_cli
 
         return lab_cli.run(args)
+    if args.command == "study":
+        from ksmtop.study import cli as study_cli
+
+        try:
+            return study_cli.run(args)
+        except KeyboardInterrupt:
+            return 130
     if args.command in ("record", "replay", "export", "plot"):
         from ksmtop.cli import session
 
