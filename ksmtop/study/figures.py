@@ -91,7 +91,7 @@ def _memory(
             axes.bar_label(bars, fmt="%.0f", fontsize=7, padding=2)
         if line is not None:
             axes.axhline(line / MIB, color="tab:blue", linestyle="--", linewidth=1, label="without the guests")
-            axes.set_ylim(bottom=max(0.0, min([*value.values(), line / MIB]) * 0.9))
+            axes.set_ylim(bottom=0)  # bars from zero: their heights compare honestly
         axes.set_xticks(counts)
         axes.set_xlabel("number of guests")
         axes.set_ylabel(label)
