@@ -104,7 +104,7 @@ async def test_paused_guest_agent_times_out_while_the_screen_keeps_sampling(lab:
             samples = len(app.history)
             await pilot.press("l", "enter")  # idle, default argument
             await pilot.press("enter")
-            await wait_until(pilot, lambda: "did not answer" in app.control_message, timeout=20)
+            await wait_until(pilot, lambda: "did not answer" in app.guests.message, timeout=20)
             assert len(app.history) >= samples + 3, "the screen stopped sampling while the agent hung"
             assert "did not answer" in widget_text(app.main.query_one("#status"))
 
