@@ -14,13 +14,14 @@ from pathlib import Path
 
 from ksmtop.collect.host import HostReader
 from ksmtop.collect.ksm import KsmReader
-from ksmtop.collect.procfs import ProcessTable, read_pss
+from ksmtop.collect.procfs import ProcessTable, Rollup, read_rollup
 from ksmtop.history import HISTORY_SAMPLES, History  # noqa: F401 (re-exported for older imports)
+from ksmtop.knobs import advisor_running
 from ksmtop.model import Event, GuestSample, Scope, Snapshot
 from ksmtop.perfcount import PerfCounting
 from ksmtop.rates import guest_rates, host_rates, ksm_rates
 
-PSS_MAX_AGE_S = 5.0  # the selected guest's PSS is re-read at most this often
+PSS_MAX_AGE_S = 5.0  # the selected guest's PSS (and huge pages, same file) is re-read at most this often
 PSS_BUDGET_S = 0.010  # time per tick for round-robin PSS reads of the other guests
 
 
@@ -42,7 +43,7 @@ class Sampler:
         self._previous_monotonic = 0.0
         self._events: list[Event] = []
         self._lock = threading.Lock()
-        self._pss: dict[int, tuple[int, float]] = {}
+        self._pss: dict[int, tuple[Rollup, float]] = {}
         self._pss_cursor = 0
         self.selected_pid: int | None = None
 
@@ -87,7 +88,7 @@ class Sampler:
         rates = ksm_rates(ksm, host, previous.ksm if previous else None, interval, guests)
         host = host_rates(host, previous.host if previous else None, interval)
         if self.perf is not None:
-            rates = self.perf.rates(rates)
+            rates = self.perf.rates(rates, advisor_on=advisor_running(ksm))
             guests = self.perf.guests(guests)
             if self.perf.status:
                 host = dataclasses.replace(host, trace_status=self.perf.status)
@@ -100,7 +101,7 @@ class Sampler:
             host=host,
             ksm=ksm,
             rates=rates,
-            guests=tuple(guest_rates(g, previous, interval, host.clock_ticks) for g in guests),
+            guests=tuple(guest_rates(g, previous, interval, host.clock_ticks, host.page_size) for g in guests),
             events=events,
             is_root=self.is_root,
         )
@@ -109,7 +110,8 @@ class Sampler:
         return snapshot
 
     def _with_pss(self, guests: list[GuestSample], now: float) -> list[GuestSample]:
-        """Attach PSS: the selected guest's when stale, then others round-robin within a time budget."""
+        """Attach PSS and huge pages (smaps_rollup): the selected guest's when stale, then others round-robin
+        within a time budget."""
         pids = [g.pid for g in guests]
         self._pss = {pid: value for pid, value in self._pss.items() if pid in pids}
         selected = self.selected_pid
@@ -129,11 +131,19 @@ class Sampler:
             if cached is None:
                 result.append(guest)
             else:
-                age = max(0.0, time.monotonic() - cached[1])
-                result.append(dataclasses.replace(guest, pss_bytes=cached[0], pss_age_s=round(age, 1)))
+                rollup, age = cached[0], max(0.0, time.monotonic() - cached[1])
+                result.append(
+                    dataclasses.replace(
+                        guest,
+                        pss_bytes=rollup.pss_bytes,
+                        pss_age_s=round(age, 1),
+                        anon_huge_bytes=rollup.anon_huge_bytes,
+                        hugetlb_bytes=rollup.hugetlb_bytes,
+                    )
+                )
         return result
 
     def _read_pss(self, pid: int) -> None:
-        value = read_pss(pid, self.root)
+        value = read_rollup(pid, self.root)
         if value is not None:
             self._pss[pid] = (value, time.monotonic())
