@@ -115,13 +115,14 @@ def test_json_and_recordings_carry_the_debt(tmp_path):
 
 
 def test_a_recording_from_before_the_debt_still_reads(tmp_path):
-    """Files written before the field existed have no unmerge_debt_bytes: they read, with the figure unknown."""
+    """Files written before the field existed have no unmerge_debt_bytes: they read, the debt unknown (not made
+    up), everything else as it was."""
     data = snapshot_to_dict(snapshot(30, 5, 1000 * MIB, (guest(),)))
     del data["rates"]["unmerge_debt_bytes"]
     del data["guests"][0]["unmerge_debt_bytes"]
     old = snapshot_from_dict(data)
     assert old.rates.unmerge_debt_bytes is None and old.guests[0].unmerge_debt_bytes is None
-    assert old.rates.saving_bytes == 35 * PAGE
+    assert old.rates.saving_bytes == 35 * PAGE and old.guests[0].ksm_merging_pages == 100
 
     path = tmp_path / "old.jsonl"
     header = {"type": "header", "format": "ksmtop-recording", "version": 1, "host": "h", "kernel": "6.1",
@@ -130,7 +131,15 @@ def test_a_recording_from_before_the_debt_still_reads(tmp_path):
     path.write_text(json.dumps(header) + "\n" + json.dumps(sample) + "\n")
     (read,) = read_recording(path).snapshots
     assert read.rates.unmerge_debt_bytes is None and read.rates.saving_bytes == 35 * PAGE
-    assert read.guests[0].ksm_merging_pages == 100
+    assert read.guests[0].unmerge_debt_bytes is None and read.guests[0].ksm_merging_pages == 100
+
+
+def test_a_recorded_debt_is_kept_as_recorded():
+    data = snapshot_to_dict(snapshot(30, 5, 1000 * MIB, (guest(),)))
+    data["rates"]["unmerge_debt_bytes"] = 7
+    data["guests"][0]["unmerge_debt_bytes"] = 9
+    read = snapshot_from_dict(data)
+    assert (read.rates.unmerge_debt_bytes, read.guests[0].unmerge_debt_bytes) == (7, 9)
 
 
 def test_export_json_and_csv_carry_the_debt(tmp_path):

@@ -42,6 +42,13 @@ def _control_line(control: str) -> list[Text]:
     return [Text.assemble(("Control     ", ""), (control, "italic"))] if control else []
 
 
+def _debt(debt: int | None, merged: int | None, unknown_why: str) -> str:
+    """The guest's unmerge debt; a recording from before the figure existed has merged pages but no debt."""
+    if debt is not None:
+        return f"{human_bytes(debt)} if unmerged"
+    return "unknown" + unknown_why if merged is None else "– (not recorded)"
+
+
 def _rollup(value: int | None, unknown_why: str) -> str:
     """A figure from smaps_rollup, read with PSS (pending until the first read)."""
     return human_bytes(value) if value is not None else f"pending{unknown_why}"
@@ -90,8 +97,7 @@ def details_lines(row: GuestRow | None, snapshot: Snapshot, control: str = "", i
         ("Mergeable", _yes_no(guest.ksm_mergeable), "Merge any", _yes_no(guest.ksm_merge_any)),
         (
             "Debt",
-            ("unknown" + unknown_why if guest.unmerge_debt_bytes is None else human_bytes(guest.unmerge_debt_bytes))
-            + " if unmerged",
+            _debt(guest.unmerge_debt_bytes, merged, unknown_why),
             "Huge pages",
             f"THP {_rollup(guest.anon_huge_bytes, unknown_why)}, hugetlbfs {_rollup(guest.hugetlb_bytes, unknown_why)}",
         ),

@@ -154,9 +154,7 @@ def advisor_text(snapshot: Snapshot) -> Text:
     how = "measured"
     if scan is None:
         scan, how = rates.full_scan_seconds, "estimated"
-    text.append(
-        f"   full scan {human_seconds(scan)} {how}, target {human_seconds(ksm.get('advisor_target_scan_time'))}"
-    )
+    text.append(f"   full scan {human_seconds(scan)} {how}, target {_exact(ksm.get('advisor_target_scan_time'))} s")
     text.append(f"   ksmd {percent(host.ksmd_cpu_percent)} CPU, max {ksm.get('advisor_max_cpu')}%")
     if rates.advisor_pages_to_scan is not None:
         text.append(

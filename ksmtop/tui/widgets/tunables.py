@@ -107,12 +107,12 @@ class TunablesPanel(Vertical):
             cursor=False,
             zebra=False,
         )
-        yield Label("ksmd's price per setting (pages_to_scan or the advisor / sleep_millisecs)", classes="title")
+        yield Label("ksmd's price per setting (pages_to_scan or the advisor)", classes="title")
         yield LineTable(
             tuple(
                 TableColumn(key, label, right=True)
                 for key, label in (
-                    ("pages", "pages"),
+                    ("pages", "setting"),
                     ("sleep", "sleep ms"),
                     ("cpu", "ksmd CPU"),
                     ("scanned", "scanned/s"),
