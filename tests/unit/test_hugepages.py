@@ -114,3 +114,19 @@ def test_a_small_hugetlbfs_area_beside_mergeable_ram_is_not_the_reason():
     smaps = parse_smaps(TCG_BUFFER + MERGEABLE_RAM + small)
     verdict = diagnose(guest(merged=256 * MIB // PAGE // 2, rmap=256 * MIB // PAGE), RUNNING, smaps, PAGE, 5)
     assert verdict.merging
+
+
+def test_qemu_argv_puts_guest_ram_on_a_hugetlbfs_or_ram_backend(tmp_path):
+    from ksmtop.lab.qemu import GuestFiles, MemoryBackend, qemu_argv
+
+    files = GuestFiles(tmp_path / "g")
+    plain = qemu_argv("lab-1", files, tmp_path / "k", tmp_path / "i", 128, "tcg")
+    assert "-object" not in plain and plain[plain.index("-machine") + 1] == "pc,mem-merge=on"
+    huge = qemu_argv("lab-1", files, tmp_path / "k", tmp_path / "i", 128, "tcg",
+                     memory_backend=MemoryBackend(tmp_path / "hp,1"))  # fmt: skip
+    assert huge[huge.index("-object") + 1] == (
+        f"memory-backend-file,id=ram0,mem-path={tmp_path}/hp,,1,share=off,size=128M,prealloc=on"
+    )
+    assert huge[huge.index("-machine") + 1] == "pc,mem-merge=on,memory-backend=ram0"
+    ram = qemu_argv("lab-1", files, tmp_path / "k", tmp_path / "i", 256, "tcg", memory_backend=MemoryBackend())
+    assert ram[ram.index("-object") + 1] == "memory-backend-ram,id=ram0,size=256M,prealloc=on"
