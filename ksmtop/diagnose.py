@@ -156,9 +156,10 @@ class Capacity:
 def capacity(guest: GuestSample, host: HostSample) -> Capacity | None:
     """How many more guests like ``guest`` fit in MemAvailable, with and without KSM (None without a size).
 
-    Assumes a new guest merges as much as this one did so far: the estimate grows as merging converges.
+    Assumes a new guest merges as much as this one did so far: the estimate grows as merging converges. Its
+    hugetlbfs pages (which RSS leaves out and KSM never merges) count in both costs.
     """
-    without = guest.rss_bytes
+    without = guest.rss_bytes + (guest.hugetlb_bytes or 0)
     if without <= 0:
         return None
     merged = (guest.ksm_merging_pages or 0) * host.page_size

@@ -4,6 +4,8 @@ are in tests/integration/test_hugepages.py."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from ksmtop.collect.host import HostReader, selected_choice
@@ -130,3 +132,14 @@ def test_qemu_argv_puts_guest_ram_on_a_hugetlbfs_or_ram_backend(tmp_path):
     assert huge[huge.index("-machine") + 1] == "pc,mem-merge=on,memory-backend=ram0"
     ram = qemu_argv("lab-1", files, tmp_path / "k", tmp_path / "i", 256, "tcg", memory_backend=MemoryBackend())
     assert ram[ram.index("-object") + 1] == "memory-backend-ram,id=ram0,size=256M,prealloc=on"
+
+
+def test_capacity_counts_hugetlbfs_pages_rss_leaves_out():
+    from ksmtop.diagnose import capacity
+    from tests.unit.test_diagnose import HOST
+
+    on_hugetlbfs = dataclasses.replace(guest(merged=0), rss_bytes=100 * MIB, hugetlb_bytes=156 * MIB)
+    room = capacity(on_hugetlbfs, HOST)
+    assert room is not None
+    assert room.cost_without_ksm_bytes == room.cost_with_ksm_bytes == 256 * MIB
+    assert room.fit_without_ksm == 2600 // 256
