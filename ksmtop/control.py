@@ -3,6 +3,10 @@
 Every call here blocks (agent and QMP calls with timeouts in seconds): the screen runs them in workers. Each
 start, stop and workload start/end becomes an Event, handed to ``on_event`` (the sampler puts it into the next
 snapshot, so the timeline, recordings and replay all see it). No UI imports.
+
+Messages and event texts quote guest names and what libvirt and guest agents said: ControlError and ``_event``
+pass them through ``ksmtop.safetext.safe`` (the collectors already did; this holds for every path here).
+Domains are acted on through their DomainSample, so libvirt reaches them by UUID whatever their names hold.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from ksmtop.lab.paths import LabError
 from ksmtop.lab.workloads import WorkloadRun, start_workload
 from ksmtop.model import DomainSample, Event
 from ksmtop.rows import GuestRow
+from ksmtop.safetext import safe
 
 AGENT_TIMEOUT_S = 3.0
 """An agent that has not answered in this time is reported as not answering (a paused guest never will)."""
@@ -65,12 +70,30 @@ class GuestControls:
             return Control(False, NOT_OURS)
         return Control(True, name=guest.name, kind="lab")
 
+    def controls_for(self, rows: list[GuestRow]) -> dict[str, Control]:
+        """control_for() of every row, with the lab's state files read once (not once per row)."""
+        try:
+            lab_guests = {guest.pid: guest for guest in self.lab.guests()} if self.local else {}
+        except (OSError, ValueError):
+            lab_guests = {}
+        found = {}
+        for row in rows:
+            if row.domain is not None and self.libvirt is not None:
+                found[row.key] = Control(True, name=row.domain.name, kind="domain", running=row.domain.running)
+            elif not self.local:
+                found[row.key] = Control(False, NOT_REMOTE)
+            elif row.guest is not None and row.guest.pid in lab_guests:
+                found[row.key] = Control(True, name=lab_guests[row.guest.pid].name, kind="lab")
+            else:
+                found[row.key] = Control(False, NOT_OURS)
+        return found
+
     def _lab_guest(self, row: GuestRow) -> LabGuest | None:
         if row.guest is None:
             return None
         try:
             return self.lab.find_by_pid(row.guest.pid)
-        except (OSError, ValueError):
+        except (LabError, OSError, ValueError):  # e.g. a runtime directory someone else made: not ours to use
             return None
 
     def next_name(self) -> str:
@@ -86,11 +109,11 @@ class GuestControls:
         """Start a new lab guest (qemu run by ksmtop)."""
         if not self.local:
             raise ControlError(f"lab guests run on this host: {NOT_REMOTE}")
-        name = name or self.next_name()
         try:
+            name = name or self.next_name()
             guest = self.lab.start_guest(name, memory_mib, accel=self.accel, wait=False)
         except (LabError, OSError) as exc:
-            raise ControlError(f"could not start {name}: {exc}") from None
+            raise ControlError(f"could not start {name or 'a lab guest'}: {exc}") from None
         self._event(
             "guest-start",
             f"started {guest.name} (PID {guest.pid}, {memory_mib} MiB, {guest.accel})",
@@ -102,7 +125,7 @@ class GuestControls:
         """Start a shut-off libvirt domain (virsh start)."""
         domain = self._require_domain(row)
         try:
-            self._libvirt().start(domain.name)
+            self._libvirt().start(domain)
         except LibvirtError as exc:
             raise ControlError(str(exc)) from None
         self._event("guest-start", f"started domain {domain.name} (libvirt)", self._data(row))
@@ -135,11 +158,11 @@ class GuestControls:
         libvirt = self._libvirt()
         try:
             if force:
-                libvirt.destroy(domain.name)
+                libvirt.destroy(domain)
                 how = "destroyed (forced off through libvirt)"
             else:
-                libvirt.shutdown(domain.name)
-                if not self._wait_shut_off(domain.name):
+                libvirt.shutdown(domain)
+                if not self._wait_shut_off(domain):
                     raise NeedsForce(f"{domain.name} did not shut down within {self.stop_timeout:.0f} s")
                 how = "shut down (guest agent or ACPI, through libvirt)"
         except LibvirtError as exc:
@@ -147,10 +170,10 @@ class GuestControls:
         self._event("guest-stop", f"{domain.name}: {how}", {**self._data(row), "forced": force, "how": how})
         return f"{domain.name} {how}"
 
-    def _wait_shut_off(self, name: str) -> bool:
+    def _wait_shut_off(self, domain: DomainSample) -> bool:
         deadline = time.monotonic() + self.stop_timeout
         while time.monotonic() < deadline:
-            if not any(d.name == name and d.running for d in self._libvirt().domains()):
+            if not any(d.uuid == domain.uuid and d.running for d in self._libvirt().domains()):
                 return True
             time.sleep(0.5)
         return False
@@ -211,7 +234,7 @@ class GuestControls:
     # --- helpers ------------------------------------------------------------------------------------------
     def _agent(self, row: GuestRow) -> GuestAgent:
         if row.domain is not None and self.libvirt is not None:
-            return LibvirtAgent(self.libvirt, row.domain.name, timeout=AGENT_TIMEOUT_S)
+            return LibvirtAgent(self.libvirt, row.domain, timeout=AGENT_TIMEOUT_S)
         return self._require_lab_guest(row).agent(timeout=AGENT_TIMEOUT_S)
 
     def _libvirt(self) -> LibvirtConnection:
@@ -244,4 +267,4 @@ class GuestControls:
         return data
 
     def _event(self, kind: str, text: str, data: dict[str, object]) -> None:
-        self.on_event(Event(time=time.time(), kind=kind, text=text, data=data))
+        self.on_event(Event(time=time.time(), kind=kind, text=safe(text), data=data))

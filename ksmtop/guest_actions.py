@@ -7,9 +7,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ksmtop.safetext import safe
+
 
 class ControlError(Exception):
-    """A control action that failed; the message is one line, fit for the screen."""
+    """A control action that failed; the message is one line, fit for the screen (made safe here: it quotes guest
+    names and what libvirt and guest agents said)."""
+
+    def __init__(self, message: object) -> None:
+        super().__init__(safe(message))
 
 
 class NeedsForce(ControlError):

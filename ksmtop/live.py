@@ -46,12 +46,14 @@ class LiveSource:
         *,
         controls: bool | Callable[[Callable[[Event], None]], Controls] = False,
         libvirt_first_wait_s: float = 0.0,
+        perf: bool = True,
     ) -> None:
         """``controls``: offer guest controls (lab guests; libvirt domains through ``libvirt``), or a factory
         that makes them given where their events go (tests: a lab of their own, shorter timeouts).
         ``libvirt_first_wait_s``: how long the first sample waits for libvirt's first answer (headless output
-        waits for a libvirtd that has just started; the screen does not)."""
-        self.sampler = Sampler(root=root, scope=scope)
+        waits for a libvirtd that has just started; the screen does not). ``perf``: count KSM tracepoints and
+        per-guest faults with perf where it can (as root, on the real root)."""
+        self.sampler = Sampler(root=root, scope=scope, perf=None if perf else False)
         self.root = root
         self.description = "live" if str(root) == "/" else f"live ({root})"
         self.limits = Limits(

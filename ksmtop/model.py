@@ -258,7 +258,7 @@ class Event:
     """Something that happened between samples: a tunable write, a guest start or stop, a workload, a note."""
 
     time: float = field(metadata=_meta("s", "wall-clock time (Unix epoch)"))
-    kind: str = field(metadata=_meta("", "tunable, guest-start, guest-stop, workload-start, workload-end, note"))
+    kind: str = field(metadata=_meta("", "tunable, guest-start, guest-stop, workload-start, workload-end, note, study"))
     text: str = field(metadata=_meta("", "what happened, in words"))
     data: dict[str, Any] = field(default_factory=dict, metadata=_meta("", "kind-specific details"))
 

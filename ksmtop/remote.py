@@ -17,6 +17,7 @@ from ksmtop.diagnose import Diagnosis, diagnose
 from ksmtop.knobs import KNOBS, TunableError, WriteResult, validate
 from ksmtop.model import Event, GuestSample, HostSample, KsmState, Scope, Snapshot
 from ksmtop.rates import ksm_rates
+from ksmtop.safetext import safe
 from ksmtop.source import Controls, Limits
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ class RemoteSource:
         """``controls``: start, stop and run workloads in domains through the same connection (or a factory
         of the controls, given where their events go)."""
         self.connection = connection
-        self.description = f"remote {connection.uri}"
+        self.description = f"remote {connection.label}"
         self.limits = Limits(
             widen="a remote host's rows are its libvirt domains: other KSM users are not visible",
             sharing=f"the sharing matrix reads this host's page tables: {NOT_REMOTE}",
@@ -118,14 +119,15 @@ class RemoteSource:
     def write_tunable(self, name: str, value: str) -> WriteResult:
         old = self._previous.ksm.values.get(name) if self._previous else None
         if name not in NODE_KSM_TUNABLES:
-            return WriteResult(name, old, value, old, ok=False, message=f"{name}: {unavailable_remotely([name])[name]}")
+            message = safe(f"{name}: {unavailable_remotely([name])[name]}")
+            return WriteResult(name, old, value, old, ok=False, message=message)
         try:
             text = validate(name, value)
             new = self.connection.set_node_ksm(name, int(text))
         except (TunableError, LibvirtError) as exc:
-            return WriteResult(name, old, value, old, ok=False, message=f"{name}: {exc}")
+            return WriteResult(name, old, value, old, ok=False, message=safe(f"{name}: {exc}"))
         unit = KNOBS[name].unit
-        message = f"{name} {old} → {new}{' ' + unit if unit else ''} (through libvirt on {self.connection.uri})"
+        message = f"{name} {old} → {new}{' ' + unit if unit else ''} (through libvirt on {self.connection.label})"
         result = WriteResult(name, old, text, new, ok=new == int(text), message=message)
         if not result.ok:
             result = WriteResult(name, old, text, new, ok=False, message=f"{name}: the host kept {new}, not {text}")

@@ -83,7 +83,11 @@ class ReplayClock(Generic[Frame]):
             return self._target
 
     def step(self, count: int) -> int:
-        return self.seek(self.index + count)
+        """Move ``count`` frames from where the next frame would be (steps pressed faster than frames are drawn
+        add up)."""
+        with self._lock:
+            base = self._target if self._target is not None else self.index
+        return self.seek(base + count)
 
     def set_speed(self, speed: int) -> int:
         self.speed = speed if speed in SPEEDS else 1

@@ -15,14 +15,12 @@ from pathlib import Path
 from ksmtop.collect.host import HostReader
 from ksmtop.collect.ksm import KsmReader
 from ksmtop.collect.procfs import ProcessTable, Rollup, read_rollup
-from ksmtop.history import HISTORY_SAMPLES, History  # noqa: F401 (re-exported for older imports)
 from ksmtop.knobs import advisor_running
 from ksmtop.model import Event, GuestSample, Scope, Snapshot
 from ksmtop.perfcount import PerfCounting
 from ksmtop.rates import guest_rates, host_rates, ksm_rates
 
 PSS_MAX_AGE_S = 5.0  # the selected guest's PSS (and huge pages, same file) is re-read at most this often
-PSS_BUDGET_S = 0.010  # time per tick for round-robin PSS reads of the other guests
 
 
 class Sampler:
@@ -44,7 +42,6 @@ class Sampler:
         self._events: list[Event] = []
         self._lock = threading.Lock()
         self._pss: dict[int, tuple[Rollup, float]] = {}
-        self._pss_cursor = 0
         self.selected_pid: int | None = None
 
     def __enter__(self) -> Sampler:
@@ -110,21 +107,14 @@ class Sampler:
         return snapshot
 
     def _with_pss(self, guests: list[GuestSample], now: float) -> list[GuestSample]:
-        """Attach PSS and huge pages (smaps_rollup): the selected guest's when stale, then others round-robin
-        within a time budget."""
-        pids = [g.pid for g in guests]
+        """Attach PSS and huge pages (smaps_rollup): the selected guest's, re-read when older than PSS_MAX_AGE_S; a guest selected earlier
+        keeps its last figure, with its age. smaps_rollup walks the page tables (about 8 ms per GiB of RSS):
+        reading every guest's in turn would cost a real host more CPU than the whole screen."""
+        pids = {g.pid for g in guests}
         self._pss = {pid: value for pid, value in self._pss.items() if pid in pids}
         selected = self.selected_pid
         if selected in pids and now - self._pss.get(selected, (0, -1e9))[1] >= PSS_MAX_AGE_S:
             self._read_pss(selected)
-        deadline = time.monotonic() + PSS_BUDGET_S
-        for _ in range(len(pids)):
-            if time.monotonic() >= deadline:
-                break
-            self._pss_cursor = (self._pss_cursor + 1) % len(pids)
-            pid = pids[self._pss_cursor]
-            if now - self._pss.get(pid, (0, -1e9))[1] >= PSS_MAX_AGE_S * 6:
-                self._read_pss(pid)
         result = []
         for guest in guests:
             cached = self._pss.get(guest.pid)

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ksmtop.collect.ksm import KNOBS, ksm_dir, read_ksm
+from ksmtop.collect.ksm import ksm_dir
+from ksmtop.study.knobs import KnobSnapshot
 
 REPO = Path(__file__).resolve().parent.parent
 KSM = ksm_dir("/")
@@ -29,37 +30,19 @@ def write_knob(name: str, value: str) -> None:
 
 
 class KsmGuard:
-    """Remembers every writable KSM knob and puts it back, in an order the kernel accepts."""
+    """Remembers every writable KSM knob and puts it back, in an order the kernel accepts (the product's
+    KnobSnapshot, which `ksmtop study` restores with too)."""
 
     def __init__(self) -> None:
-        state = read_ksm("/")
-        self.saved = {name: str(state.values[name]) for name in KNOBS if name in state.values}
+        self.snapshot = KnobSnapshot.take("/")
+        self.saved = self.snapshot.values
 
     def set(self, **values: int | str) -> None:
         for name, value in values.items():
             write_knob(name, str(value))
 
     def restore(self) -> None:
-        current = read_ksm("/").values
-        needs_unmerge = any(
-            name in self.saved and str(current.get(name)) != self.saved[name]
-            for name in ("merge_across_nodes", "max_page_sharing")
-        )
-        if needs_unmerge:
-            write_knob("run", "2")
-        # advisor_mode first: while the scan-time advisor is on, the kernel refuses pages_to_scan (EINVAL),
-        # and switching it off resets pages_to_scan, so that one is written after it.
-        order = sorted(self.saved, key=lambda name: name != "advisor_mode")
-        for name in order:
-            value = self.saved[name]
-            current = read_ksm("/").values if name == "pages_to_scan" else current
-            if name == "run" or str(current.get(name)) == value:
-                continue
-            try:
-                write_knob(name, value)
-            except OSError:
-                pass
-        write_knob("run", self.saved.get("run", "0"))
+        self.snapshot.restore()
 
 
 @pytest.fixture

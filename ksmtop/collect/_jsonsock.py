@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ksmtop.safetext import safe
+
 MAX_LINE_BYTES = 64 * 1024 * 1024
 """Upper bound on one JSON line (guest-exec-status can carry up to 16 MiB of output, base64-encoded)."""
 
@@ -157,10 +159,11 @@ class JsonClient:
                 raise self.timeout_error(f"{self.peer} did not answer {command} within {seconds:g} s") from exc
             except SocketClosed as exc:
                 self._drop()
-                raise self.closed_error(f"{self.channel} {self.socket_path} closed during {command}") from exc
+                raise self.closed_error(f"{self.channel} {safe(self.socket_path)} closed during {command}") from exc
             except (OSError, ValueError) as exc:
                 self._drop()
-                raise self.error(f"{self.channel} {self.socket_path}: {' '.join(str(exc).split())}") from exc
+                detail = safe(" ".join(str(exc).split()))  # a JSON error quotes what the peer sent
+                raise self.error(f"{self.channel} {safe(self.socket_path)}: {detail}") from exc
 
     def _connected(self, deadline: float) -> JsonSocket:
         if self._conn is not None:

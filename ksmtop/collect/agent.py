@@ -5,7 +5,8 @@ to the 0xFF that starts the answer, then exchange one JSON command and one JSON 
 timeout in seconds; a call that times out closes the connection, and the next call connects and syncs again, so a
 late answer can never be taken for the answer to another command.
 
-Everything the guest sends back is untrusted: it is decoded as data and never reaches a shell.
+Everything the guest sends back is untrusted: it is decoded as data and never reaches a shell, and the texts
+that reach messages (its error descriptions) are made safe (``ksmtop.safetext``) here.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ksmtop.collect._jsonsock import JsonClient, JsonSocket
+from ksmtop.safetext import safe
 
 DEFAULT_TIMEOUT = 5.0
 FILE_CHUNK_BYTES = 48 * 1024
@@ -212,7 +214,7 @@ def _b64(value: object) -> bytes:
 
 def _one_line(value: object) -> str:
     text = str(value) if not isinstance(value, bytes) else value.decode(errors="replace")
-    return " ".join(text.split())[:300]
+    return safe(" ".join(text.split()), 300)
 
 
 __all__ = ["AgentDisconnected", "AgentError", "AgentTimeout", "ExecStatus", "GuestAgent"]

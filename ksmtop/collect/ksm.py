@@ -11,15 +11,7 @@ import re
 import time
 from pathlib import Path
 
-from ksmtop.knobs import (  # noqa: F401 (KNOBS, COUNTERS, TunableError, validate: re-exported for older imports)
-    COUNTERS,
-    KNOBS,
-    TunableError,
-    WriteResult,
-    explain_errno,
-    validate,
-    warning_for,
-)
+from ksmtop.knobs import TunableError, WriteResult, explain_errno, validate, warning_for
 from ksmtop.model import KsmState
 
 KSM_DIR = "sys/kernel/mm/ksm"

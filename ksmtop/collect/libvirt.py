@@ -5,6 +5,10 @@ and says which mode it is in. Every call may block (remote URIs go over the netw
 Errors come back as LibvirtError with one line in words; libvirt's own printing to stderr is switched off, so
 it cannot corrupt the screen. A lost connection is noticed and re-opened on the next call (with a back-off).
 
+Domain names, libvirt's error texts and status texts come from other people (anyone who may define a domain):
+what this module hands out (DomainSample.name, LibvirtError, ``status``) is made safe here (``ksmtop.safetext``).
+Calls still reach the real domain: a DomainSample is looked up by its UUID, never by its (escaped) name.
+
 No UI imports.
 """
 
@@ -19,6 +23,7 @@ from typing import Any
 
 from ksmtop.collect.procfs import is_qemu_comm, iter_pids, read_cmdline
 from ksmtop.model import DomainSample
+from ksmtop.safetext import safe, safe_name
 
 DEFAULT_URI = "qemu:///system"
 RECONNECT_EVERY_S = 2.0
@@ -91,7 +96,24 @@ def _uuid_arg(argv: list[str]) -> str | None:
 
 def _words(exc: Exception) -> str:
     message = getattr(exc, "get_error_message", lambda: None)() or str(exc)
-    return " ".join(message.split())
+    return safe(" ".join(str(message).split()))
+
+
+DomainRef = str | DomainSample
+"""A domain to act on: a DomainSample (looked up by its UUID: its name is the escaped one, for display) or the
+real name as the user typed it (`ksmtop lab` and tests name their own domains)."""
+
+
+def domain_label(domain: DomainRef) -> str:
+    """The domain's name, safe to show."""
+    return domain.name if isinstance(domain, DomainSample) else safe_name(domain)
+
+
+def _close_quietly(conn: Any) -> None:
+    try:
+        conn.close()
+    except Exception:  # closing a connection that libvirtd dropped may fail in any way
+        pass
 
 
 class LibvirtConnection:
@@ -99,21 +121,36 @@ class LibvirtConnection:
 
     def __init__(self, uri: str = DEFAULT_URI, root: str | Path = "/") -> None:
         self.uri = uri
+        self.label = safe_name(uri)
+        """The URI, safe to show (it may hold a host name from anywhere)."""
         self.root = Path(root)
         self.remote = is_remote(uri)
         self._conn: Any = None
         self._lock = threading.RLock()
         self._last_attempt = 0.0
+        self._closing = False
+        """Set by a close() that could not wait for a call in progress: that call closes the connection."""
         self.status = "not connected yet"
 
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                try:
-                    self._conn.close()
-                except Exception:
-                    pass
-                self._conn = None
+    def close(self, wait_s: float | None = None) -> None:
+        """Close the connection. With ``wait_s``, never block longer than about that: a call still running then
+        (a hung libvirtd) keeps the connection and closes it when it returns; a close that libvirtd does not
+        answer is left to a daemon thread."""
+        if not self._lock.acquire(timeout=-1 if wait_s is None else wait_s):
+            self._closing = True
+            return
+        try:
+            conn, self._conn = self._conn, None
+        finally:
+            self._lock.release()
+        if conn is None:
+            return
+        if wait_s is None:
+            _close_quietly(conn)
+            return
+        closer = threading.Thread(target=_close_quietly, args=(conn,), name="ksmtop-libvirt-close", daemon=True)
+        closer.start()
+        closer.join(timeout=wait_s)
 
     def __enter__(self) -> LibvirtConnection:
         return self
@@ -130,7 +167,7 @@ class LibvirtConnection:
             except libvirt.libvirtError:
                 pass
             self._conn = None
-            self.status = f"lost the connection to {self.uri}; reconnecting"
+            self.status = f"lost the connection to {self.label}; reconnecting"
         now = time.monotonic()
         if now - self._last_attempt < RECONNECT_EVERY_S:
             raise LibvirtError(self.status)
@@ -138,27 +175,36 @@ class LibvirtConnection:
         try:
             self._conn = libvirt.open(without_prompts(self.uri))
         except libvirt.libvirtError as exc:
-            self.status = f"cannot connect to {self.uri}: {_words(exc)}"
+            self.status = f"cannot connect to {self.label}: {_words(exc)}"
             raise LibvirtError(self.status) from None
-        self.status = f"connected to {self.uri}"
+        self.status = f"connected to {self.label}"
         return self._conn
 
     def _call(self, what: str, function: Any) -> Any:
         libvirt = _import_libvirt()
         with self._lock:
-            conn = self._connection()
             try:
-                return function(conn)
-            except libvirt.libvirtError as exc:
-                try:
-                    alive = conn.isAlive()
-                except libvirt.libvirtError:
-                    alive = False
-                if not alive:
-                    self._conn = None
-                    self.status = f"lost the connection to {self.uri} ({_words(exc)}); reconnecting"
-                    raise LibvirtError(f"{what}: {self.status}") from None
-                raise LibvirtError(f"{what}: {_words(exc)}") from None
+                return self._call_locked(libvirt, what, function)
+            finally:
+                if self._closing:  # close() gave up waiting for this call: finish its job
+                    conn, self._conn, self._closing = self._conn, None, False
+                    if conn is not None:
+                        _close_quietly(conn)
+
+    def _call_locked(self, libvirt: Any, what: str, function: Any) -> Any:
+        conn = self._connection()
+        try:
+            return function(conn)
+        except libvirt.libvirtError as exc:
+            try:
+                alive = conn.isAlive()
+            except libvirt.libvirtError:
+                alive = False
+            if not alive:
+                self._conn = None
+                self.status = f"lost the connection to {self.label} ({_words(exc)}); reconnecting"
+                raise LibvirtError(f"{what}: {self.status}") from None
+            raise LibvirtError(f"{what}: {_words(exc)}") from None
 
     # --- domains ------------------------------------------------------------------------------------------
     def domains(self) -> list[DomainSample]:
@@ -168,9 +214,9 @@ class LibvirtConnection:
 
     def _domain(self, dom: Any) -> DomainSample:
         state, max_kib, kib, vcpus, _cpu_time = dom.info()
-        name = dom.name()
+        name = dom.name()  # the real name: only for the pid file below
         domain = DomainSample(
-            name=name,
+            name=safe_name(name),
             uuid=dom.UUIDString(),
             state=STATE_NAMES.get(state, f"state {state}"),
             vcpus=vcpus,
@@ -195,42 +241,50 @@ class LibvirtConnection:
                 return pid
         return None
 
-    def _lookup(self, conn: Any, name: str) -> Any:
-        return conn.lookupByName(name)
+    @staticmethod
+    def _lookup(conn: Any, domain: DomainRef) -> Any:
+        if isinstance(domain, DomainSample):
+            return conn.lookupByUUIDString(domain.uuid)
+        return conn.lookupByName(domain)
 
-    def start(self, name: str) -> None:
-        self._call(f"starting {name}", lambda conn: self._lookup(conn, name).create())
+    def start(self, domain: DomainRef) -> None:
+        self._call(f"starting {domain_label(domain)}", lambda conn: self._lookup(conn, domain).create())
 
-    def shutdown(self, name: str) -> None:
+    def shutdown(self, domain: DomainRef) -> None:
         """Graceful: guest agent if it answers, else ACPI power button."""
         libvirt = _import_libvirt()
         flags = libvirt.VIR_DOMAIN_SHUTDOWN_GUEST_AGENT | libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN
-        self._call(f"shutting down {name}", lambda conn: self._lookup(conn, name).shutdownFlags(flags))
+        self._call(
+            f"shutting down {domain_label(domain)}", lambda conn: self._lookup(conn, domain).shutdownFlags(flags)
+        )
 
-    def destroy(self, name: str) -> None:
+    def destroy(self, domain: DomainRef) -> None:
         """Forced stop (the screen asks first)."""
-        self._call(f"destroying {name}", lambda conn: self._lookup(conn, name).destroy())
+        self._call(f"destroying {domain_label(domain)}", lambda conn: self._lookup(conn, domain).destroy())
 
     def define(self, xml: str) -> str:
+        """Define a domain; returns its real name."""
         return self._call("defining a domain", lambda conn: conn.defineXML(xml).name())
 
-    def undefine(self, name: str) -> None:
-        self._call(f"undefining {name}", lambda conn: self._lookup(conn, name).undefine())
+    def undefine(self, domain: DomainRef) -> None:
+        self._call(f"undefining {domain_label(domain)}", lambda conn: self._lookup(conn, domain).undefine())
 
-    def memory_stats(self, name: str) -> dict[str, int]:
+    def memory_stats(self, domain: DomainRef) -> dict[str, int]:
         """The domain's memory statistics (KiB values as libvirt reports them: actual, rss, ...)."""
-        return self._call(f"memory statistics of {name}", lambda conn: dict(self._lookup(conn, name).memoryStats()))
+        return self._call(
+            f"memory statistics of {domain_label(domain)}", lambda conn: dict(self._lookup(conn, domain).memoryStats())
+        )
 
-    def agent_command(self, name: str, command: dict[str, Any], timeout: int = AGENT_TIMEOUT_S) -> Any:
+    def agent_command(self, domain: DomainRef, command: dict[str, Any], timeout: int = AGENT_TIMEOUT_S) -> Any:
         """One qemu-guest-agent command through libvirt's agent channel; returns its "return" value."""
 
         def run(conn: Any) -> Any:
             import libvirt_qemu
 
-            answer = libvirt_qemu.qemuAgentCommand(self._lookup(conn, name), json.dumps(command), timeout, 0)
+            answer = libvirt_qemu.qemuAgentCommand(self._lookup(conn, domain), json.dumps(command), timeout, 0)
             return json.loads(answer).get("return")
 
-        return self._call(f"guest agent of {name}", run)
+        return self._call(f"guest agent of {domain_label(domain)}", run)
 
     # --- KSM through the node API -------------------------------------------------------------------------
     def node_ksm(self) -> dict[str, int]:
@@ -243,7 +297,7 @@ class LibvirtConnection:
         """Write one of the three tunables libvirt can set; returns the value read back."""
         key = NODE_KSM_TUNABLES.get(name)
         if key is None:
-            raise LibvirtError(f"libvirt cannot set {name}: only {', '.join(NODE_KSM_TUNABLES)}")
+            raise LibvirtError(f"libvirt cannot set {safe_name(name)}: only {', '.join(NODE_KSM_TUNABLES)}")
         self._call(f"setting {name}", lambda conn: conn.setMemoryParameters({key: int(value)}, 0))
         return self.node_ksm()[name]
 
@@ -299,7 +353,7 @@ class LibvirtConnection:
         return self._call("reading the page size", run)
 
     # --- perf events --------------------------------------------------------------------------------------
-    def enable_fault_counters(self, name: str) -> None:
+    def enable_fault_counters(self, domain: DomainRef) -> None:
         """Ask libvirt to count the domain's page faults (perf events); fails in words where perf is off."""
         libvirt = _import_libvirt()
         params = {
@@ -307,12 +361,12 @@ class LibvirtConnection:
             libvirt.VIR_PERF_PARAM_PAGE_FAULTS_MAJ: True,
         }
         self._call(
-            f"enabling page-fault counters of {name}",
-            lambda conn: self._lookup(conn, name).setPerfEvents(params, libvirt.VIR_DOMAIN_AFFECT_LIVE),
+            f"enabling page-fault counters of {domain_label(domain)}",
+            lambda conn: self._lookup(conn, domain).setPerfEvents(params, libvirt.VIR_DOMAIN_AFFECT_LIVE),
         )
 
     def fault_counters(self) -> dict[str, tuple[int, int]]:
-        """(minor, major) page faults per running domain, where perf events are enabled."""
+        """(minor, major) page faults per running domain (by UUID), where perf events are enabled."""
         libvirt = _import_libvirt()
 
         def run(conn: Any) -> dict[str, tuple[int, int]]:
@@ -321,7 +375,7 @@ class LibvirtConnection:
                 minor = stats.get("perf.page_faults_min")
                 major = stats.get("perf.page_faults_maj")
                 if minor is not None or major is not None:
-                    result[dom.name()] = (int(minor or 0), int(major or 0))
+                    result[dom.UUIDString()] = (int(minor or 0), int(major or 0))
             return result
 
         return self._call("reading perf events", run)

@@ -10,7 +10,7 @@ import math
 from typing import Any
 
 from ksmtop.collect.agent import AgentError, AgentTimeout, GuestAgent
-from ksmtop.collect.libvirt import LibvirtConnection, LibvirtError
+from ksmtop.collect.libvirt import DomainRef, LibvirtConnection, LibvirtError, domain_label
 
 _TIMEOUT_WORDS = ("not responding", "timed out", "timeout")
 
@@ -18,8 +18,10 @@ _TIMEOUT_WORDS = ("not responding", "timed out", "timeout")
 class LibvirtAgent(GuestAgent):
     """GuestAgent whose every call goes through libvirt; errors map to AgentError / AgentTimeout."""
 
-    def __init__(self, connection: LibvirtConnection, domain: str, timeout: float = 3.0) -> None:
-        super().__init__(f"libvirt:{domain}", timeout)
+    def __init__(self, connection: LibvirtConnection, domain: DomainRef, timeout: float = 3.0) -> None:
+        """``domain``: a DomainSample (reached by its UUID) or a real domain name."""
+        self.label = domain_label(domain)
+        super().__init__(f"libvirt:{self.label}", timeout)
         self.connection = connection
         self.domain = domain
 
@@ -33,7 +35,7 @@ class LibvirtAgent(GuestAgent):
         except LibvirtError as exc:
             text = str(exc)
             if any(word in text.lower() for word in _TIMEOUT_WORDS):
-                raise AgentTimeout(f"guest agent of {self.domain} did not answer {command}: {text}") from None
+                raise AgentTimeout(f"guest agent of {self.label} did not answer {command}: {text}") from None
             raise AgentError(text) from None
 
     def close(self) -> None:

@@ -3,6 +3,10 @@
 The sampler asks for a fetch (``poke``) as it starts a sample and takes whatever the watcher has when it is done
 (``latest``, waiting a bounded time). What libvirt did not answer in time is shown as old, in words.
 
+The thread never dies of a surprise: an unexpected exception in a round becomes the status (in safe words) and
+the watcher goes on, retrying with a back-off. ``close`` returns within CLOSE_WAIT_S whatever libvirtd does: a
+call hung in a stopped libvirtd keeps the daemon thread and its connection, which are abandoned, not waited for.
+
 No UI imports.
 """
 
@@ -15,9 +19,14 @@ from dataclasses import dataclass
 
 from ksmtop.collect.libvirt import LibvirtConnection, LibvirtError
 from ksmtop.model import DomainSample
+from ksmtop.safetext import safe
 
 STALE_AFTER_S = 5.0
 """A view older than this is labelled as old in the status."""
+CLOSE_WAIT_S = 1.0
+"""How long ``close`` waits for the thread to finish its round before abandoning it (quit stays under 2 s)."""
+BACKOFF_S = (0.5, 1.0, 2.0, 4.0)
+"""Pauses after 1, 2, 3, 4+ unexpected failures in a row (below STALE_AFTER_S, so the error stays the status)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +50,10 @@ class DomainWatcher:
         self.connection = connection
         self.node = node
         self.fault_counters = fault_counters
-        self._view = LibvirtView(status=f"libvirt {connection.uri}: connecting…")
+        self._view = LibvirtView(status=f"libvirt {connection.label}: connecting…")
         self._wanted = threading.Event()
+        self._stop = threading.Event()
+        self._failures = 0
         self._fetched = threading.Condition()
         self._rounds = 0
         self._stopped = False
@@ -78,17 +89,19 @@ class DomainWatcher:
         age = time.monotonic() - view.fetched_at
         if view.fetched_at and age > STALE_AFTER_S:
             return dataclasses.replace(
-                view, status=f"libvirt {self.connection.uri}: no answer for {age:.0f} s (showing the last answer)"
+                view, status=f"libvirt {self.connection.label}: no answer for {age:.0f} s (showing the last answer)"
             )
         return view
 
     def close(self) -> None:
+        """Stop the thread; returns within about CLOSE_WAIT_S even while a libvirt call hangs (see the module)."""
         self._stopped = True
+        self._stop.set()
         self._wanted.set()
         with self._fetched:
             self._fetched.notify_all()
-        self._thread.join(timeout=5)
-        self.connection.close()
+        self._thread.join(timeout=CLOSE_WAIT_S)
+        self.connection.close(wait_s=0.0 if self._thread.is_alive() else CLOSE_WAIT_S)
 
     # --- the thread ---------------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -97,11 +110,27 @@ class DomainWatcher:
             self._wanted.clear()
             if self._stopped:
                 return
-            view = self.fetch()
+            view = self._round()
             with self._fetched:
                 self._view = view
                 self._rounds += 1
                 self._fetched.notify_all()
+            if self._failures:
+                self._stop.wait(BACKOFF_S[min(self._failures, len(BACKOFF_S)) - 1])
+
+    def _round(self) -> LibvirtView:
+        """fetch(), with any surprise turned into the status: the thread must outlive every bug and library."""
+        try:
+            view = self.fetch()
+        except Exception as exc:  # reported in the status, then retried
+            self._failures += 1
+            what = f"{type(exc).__name__}: {' '.join(str(exc).split())}".rstrip(": ")
+            return LibvirtView(
+                status=f"libvirt {self.connection.label}: unexpected error ({safe(what)}); retrying",
+                fetched_at=time.monotonic(),
+            )
+        self._failures = 0
+        return view
 
     def fetch(self) -> LibvirtView:
         """One round of calls (blocking)."""
@@ -124,7 +153,7 @@ class DomainWatcher:
         if self.node:
             view = self._with_node(view, errors)
         running = sum(1 for domain in samples if domain.running)
-        status = f"libvirt {self.connection.uri}: connected, {len(samples)} domains, {running} running"
+        status = f"libvirt {self.connection.label}: connected, {len(samples)} domains, {running} running"
         if errors:
             status += f" ({errors[0]})"
         perf_note = self._perf_note(samples)
@@ -159,7 +188,7 @@ class DomainWatcher:
             if not domain.running or domain.state == "paused" or key in self._perf_tried:
                 continue
             try:
-                self.connection.enable_fault_counters(domain.name)
+                self.connection.enable_fault_counters(domain)
                 self._perf_tried[key] = ""
             except LibvirtError as exc:
                 self._perf_tried[key] = str(exc)

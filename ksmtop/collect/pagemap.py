@@ -6,7 +6,9 @@ are writable or have no file; for qemu that is essentially the guest RAM area), 
 PFNs the guests map. PFN arrays are numpy uint64; pairs come from np.intersect1d of sorted distinct PFNs.
 
 Costs: pagemap is 8 bytes per virtual page (2 MiB per GiB of guest RAM) and kpageflags 8 bytes per PFN of the
-blocks read. Call it on demand or every 30-60 s from a worker thread, never per tick.
+blocks read. Call it on demand or every 30-60 s from a worker thread, never per tick. pagemap is read in chunks of
+PAGEMAP_CHUNK_BYTES into one reused buffer, so a huge untouched reservation (a 1 TiB PROT_NONE area is 2 GiB of
+pagemap) costs time but no memory beyond the chunk; what is kept grows only with the pages present.
 
 Needs root (CAP_SYS_ADMIN): without it the kernel reports every PFN as 0 and kpageflags is unreadable; the
 report then says so instead of raising. Pages change while they are read: figures are exact only while ksmd and
@@ -34,6 +36,8 @@ KPF_KSM = 21
 KPF_THP = 22
 KPF_ZERO_PAGE = 24
 MAX_GAP = 32  # PFNs closer than this are read from /proc/kpageflags with one pread
+PAGEMAP_CHUNK_BYTES = 8 * 1024 * 1024
+"""pagemap read per pread: 1 Mi entries, 4 GiB of address space (with 4 KiB pages)."""
 SKIP_AREAS = ("[vsyscall]", "[vvar]", "[vdso]", "[vvar_vclock]")
 
 
@@ -97,14 +101,25 @@ def read_pagemap(
     """
     page = page_size or os.sysconf("SC_PAGE_SIZE")
     pfns, exclusive = [], []
+    buffer = bytearray(PAGEMAP_CHUNK_BYTES)
+    view = memoryview(buffer)
+    wanted = np.uint64(PM_PRESENT | PM_FILE)
+    present = np.uint64(PM_PRESENT)
     fd = os.open(Path(root) / "proc" / str(pid) / "pagemap", os.O_RDONLY | os.O_CLOEXEC)
     try:
         for area in areas:
-            data = os.pread(fd, area.size // page * 8, area.start // page * 8)
-            entries = np.frombuffer(data, dtype="<u8")
-            entries = entries[(entries & np.uint64(PM_PRESENT | PM_FILE)) == np.uint64(PM_PRESENT)]
-            pfns.append(entries & np.uint64(PM_PFN_MASK))
-            exclusive.append((entries & np.uint64(PM_MMAP_EXCLUSIVE)) != 0)
+            offset, end = area.start // page * 8, area.end // page * 8
+            while offset < end:
+                count = os.preadv(fd, [view[: min(PAGEMAP_CHUNK_BYTES, end - offset)]], offset)
+                if count <= 0:
+                    break
+                offset += count
+                entries = np.frombuffer(buffer, dtype="<u8", count=count // 8)
+                if not entries.any():  # untouched address space (a reservation): nothing present
+                    continue
+                entries = entries[(entries & wanted) == present]  # a copy: the buffer is reused
+                pfns.append(entries & np.uint64(PM_PFN_MASK))
+                exclusive.append((entries & np.uint64(PM_MMAP_EXCLUSIVE)) != 0)
     finally:
         os.close(fd)
     if not pfns:
@@ -121,10 +136,18 @@ def distinct(values: np.ndarray) -> np.ndarray:
     return ordered[keep]
 
 
+def distinct_sorted(ordered: np.ndarray) -> np.ndarray:
+    """Distinct values of the sorted array ``ordered`` (no sort)."""
+    keep = np.empty(ordered.size, dtype=bool)
+    keep[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
+
+
 def repeated(ordered: np.ndarray) -> np.ndarray:
     """Sorted distinct values that occur more than once in the sorted array ``ordered``."""
     same = ordered[1:] == ordered[:-1]
-    return distinct(ordered[1:][same]) if same.any() else ordered[:0]
+    return distinct_sorted(ordered[1:][same]) if same.any() else ordered[:0]
 
 
 def member(ordered: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
@@ -159,13 +182,19 @@ def read_kpageflags(pfns: np.ndarray, root: str | Path = "/", threads: int = 1) 
         values = np.frombuffer(os.pread(fd, length * 8, pfn * 8), dtype="<u8")  # short past the end of memory
         buffer[base : base + values.size] = values
 
+    def read_all(batch: list[tuple[int, int, int]]) -> None:
+        for job in batch:
+            read(job)
+
     try:
         if threads > 1 and len(jobs) > 1:
+            # one task per thread, each a contiguous share of the reads: a task per read costs more in the
+            # pool than the read itself (tens of thousands of small reads for scattered KSM pages)
+            size = -(-len(jobs) // threads)
             with ThreadPoolExecutor(max_workers=threads) as pool:
-                list(pool.map(read, jobs, chunksize=max(1, len(jobs) // (threads * 4))))
+                list(pool.map(read_all, [jobs[i : i + size] for i in range(0, len(jobs), size)]))
         else:
-            for job in jobs:
-                read(job)
+            read_all(jobs)
     finally:
         os.close(fd)
     run = np.repeat(np.arange(starts.size), np.diff(np.concatenate((starts, [pfns.size]))))
@@ -253,59 +282,124 @@ def sharing(
         except OSError as exc:
             errors[pid] = f"cannot read the pages of process {pid}: {exc.strerror or exc}"
             return pid, None
-        keys = np.sort((pfns << np.uint64(1)) | exclusive.astype(np.uint64))  # one sort for both arrays
-        return pid, (keys >> np.uint64(1), (keys & np.uint64(1)).astype(bool))
+        # one sort for both arrays; stable (timsort) because guest RAM comes in runs of consecutive PFNs
+        keys = np.sort((pfns << np.uint64(1)) | exclusive.astype(np.uint64), kind="stable")
+        return pid, (keys, keys >> np.uint64(1), (keys & np.uint64(1)).astype(bool))
 
     with ThreadPoolExecutor(max_workers=max(1, min(threads, len(pids) or 1))) as pool:
         loaded = {pid: value for pid, value in pool.map(load, pids) if value is not None}
     if not loaded:
         return _empty(pids, names, errors, "; ".join(errors.values()) or "no processes", began, exact)
-    everything = np.sort(np.concatenate([pfns for pfns, _ in loaded.values()]))
+    # each guest's keys are sorted already: a stable sort of their concatenation only merges the runs
+    keys = np.sort(np.concatenate([guest_keys for guest_keys, _, _ in loaded.values()]), kind="stable")
+    everything = keys >> np.uint64(1)
     if everything.size and not everything.any():
         message = "every PFN reads as 0: reading page frame numbers needs root (CAP_SYS_ADMIN)"
         return _empty(pids, names, errors, message, began, exact)
-    if exact:
-        candidates = distinct(everything)
-    else:
-        shared_somewhere = [pfns[~exclusive] for pfns, exclusive in loaded.values()]
-        candidates = distinct(np.concatenate([repeated(everything), *shared_somewhere]))
+    candidates = candidate_pfns(keys, everything, exact)
     try:
         flags = read_kpageflags(candidates, root, threads)
     except OSError as exc:
         return _empty(pids, names, errors, f"cannot read /proc/kpageflags: {exc.strerror or exc}", began, exact)
     ksm_set = candidates[(flags >> np.uint64(KPF_KSM)) & np.uint64(1) == 1]
     zero_set = candidates[(flags >> np.uint64(KPF_ZERO_PAGE)) & np.uint64(1) == 1]
-    checked = candidates
+    owners = KsmOwners(ksm_set, len(loaded))
     guests = []
-    merged_sets: dict[int, np.ndarray] = {}
     for pid in pids:
         if pid not in loaded:
             guests.append(GuestPages(pid, names.get(pid, str(pid)), 0, 0, 0, 0, 0, 0, errors.get(pid)))
             continue
-        pfns, _exclusive = loaded[pid]
-        merged = pfns[member(pfns, ksm_set)]
-        merged_sets[pid] = distinct(merged)
-        unchecked = 0 if exact else int(pfns.size - member(pfns, checked).sum())
+        _keys, pfns, exclusive = loaded[pid]
+        merged = owners.add(pid, pfns)
+        distinct_merged = owners.distinct(pid)
+        # pages not mapped once on the host are candidates always: only the exclusive ones can be unchecked
+        alone = pfns[exclusive]
+        unchecked = 0 if exact else int(alone.size - member(alone, candidates).sum())
         guests.append(
             GuestPages(
                 pid=pid,
                 name=names.get(pid, str(pid)),
                 present_pages=int(pfns.size),
-                merged_pages=int(merged.size),
-                distinct_merged=int(merged_sets[pid].size),
-                internal_pages=int(merged.size - merged_sets[pid].size),
+                merged_pages=merged,
+                distinct_merged=distinct_merged,
+                internal_pages=merged - distinct_merged,
                 zero_pages=int(member(pfns, zero_set).sum()),
                 unchecked_pages=unchecked,
             )
         )
-    pairs = {}
-    ordered = sorted(merged_sets)
-    for i, pid_a in enumerate(ordered):
-        for pid_b in ordered[i + 1 :]:
-            both = np.intersect1d(merged_sets[pid_a], merged_sets[pid_b], assume_unique=True)
-            pairs[(pid_a, pid_b)] = int(both.size)
     error = "; ".join(errors.values()) or None
-    return SharingReport(tuple(guests), pairs, time.perf_counter() - began, exact, int(candidates.size), error)
+    report = SharingReport(
+        tuple(guests), owners.pairs(), time.perf_counter() - began, exact, int(candidates.size), error
+    )
+    return report
+
+
+def candidate_pfns(keys: np.ndarray, pfns: np.ndarray, exact: bool) -> np.ndarray:
+    """The distinct PFNs whose flags are read, from every guest's sorted keys (PFN << 1 | exclusive) and their
+    PFNs: all of them (``exact``), or those mapped more than once here or not mapped once on the host. In sorted
+    keys a PFN's non-exclusive entries come first, so one pass over the runs of equal PFNs decides."""
+    if pfns.size == 0:
+        return pfns
+    starts = np.flatnonzero(np.concatenate(([True], pfns[1:] != pfns[:-1])))
+    if exact:
+        return pfns[starts]
+    repeated_here = np.diff(np.append(starts, pfns.size)) > 1
+    shared_on_host = (keys[starts] & np.uint64(1)) == 0
+    return pfns[starts[repeated_here | shared_on_host]]
+
+
+class KsmOwners:
+    """Which guests map each KSM page: one bit per guest in a mask per KSM PFN (guests beyond MASK_BITS fall
+    back to sorted sets). Pairs come from counting the distinct masks, not from intersecting every pair."""
+
+    MASK_BITS = 64
+
+    def __init__(self, ksm_set: np.ndarray, guests: int) -> None:
+        self.ksm_set = ksm_set
+        self.masks = np.zeros(ksm_set.size, dtype=np.uint64) if guests <= self.MASK_BITS else None
+        self.bits: dict[int, int] = {}
+        self.sets: dict[int, np.ndarray] = {}
+
+    def add(self, pid: int, pfns: np.ndarray) -> int:
+        """Record the KSM pages ``pid`` maps; returns how many of its pages map one."""
+        if self.ksm_set.size == 0:
+            self.sets[pid] = self.ksm_set
+            if self.masks is not None:
+                self.bits[pid] = len(self.bits)
+            return 0
+        index = np.searchsorted(self.ksm_set, pfns)
+        index[index == self.ksm_set.size] = 0
+        hit = self.ksm_set[index] == pfns
+        if self.masks is not None:
+            bit = self.bits[pid] = len(self.bits)
+            self.masks[index[hit]] |= np.uint64(1 << bit)  # repeated indices set the same bit: harmless
+        else:
+            self.sets[pid] = distinct(pfns[hit])
+        return int(hit.sum())
+
+    def distinct(self, pid: int) -> int:
+        """Distinct KSM pages ``pid`` maps."""
+        if self.masks is None or pid not in self.bits:
+            return int(self.sets[pid].size)
+        return int(np.count_nonzero(self.masks & np.uint64(1 << self.bits[pid])))
+
+    def pairs(self) -> dict[tuple[int, int], int]:
+        """(pid_a, pid_b), pid_a < pid_b -> distinct KSM pages both map."""
+        ordered = sorted(self.bits if self.masks is not None else self.sets)
+        if self.masks is None:
+            return {
+                (a, b): int(np.intersect1d(self.sets[a], self.sets[b], assume_unique=True).size)
+                for i, a in enumerate(ordered)
+                for b in ordered[i + 1 :]
+            }
+        used = self.masks[self.masks != 0]
+        combos, counts = np.unique(used, return_counts=True) if used.size else (used, used)
+        result = {}
+        for i, a in enumerate(ordered):
+            for b in ordered[i + 1 :]:
+                both = np.uint64((1 << self.bits[a]) | (1 << self.bits[b]))
+                result[(a, b)] = int(counts[(combos & both) == both].sum())
+        return result
 
 
 def _empty(

@@ -2,7 +2,8 @@
 
 Tracked processes keep their /proc files open and are re-read with pread, which regenerates a proc file from
 offset 0 without a new open(): the cheapest way to sample many processes every tick. A process that disappears
-mid-read is dropped without error. smaps_rollup (PSS) is expensive (about 8 ms per GiB of RSS) and is read only
+mid-read is dropped without error. Names (comm, qemu's ``-name``) come from whoever started the process: they are
+made safe (``ksmtop.safetext``) here, once, where they enter ksmtop. smaps_rollup (PSS) is expensive (about 8 ms per GiB of RSS) and is read only
 on request (see ``read_pss``).
 
 No UI imports. Every reader takes ``root`` (default "/").
@@ -17,9 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ksmtop.model import GuestSample, Scope
+from ksmtop.safetext import safe_name
 
 QEMU_PREFIXES = ("qemu-system-", "qemu-kvm")
 READ_SIZE = 4096
+STAT_READ_SIZE = 2048
+"""/proc/PID/stat is one line of 52 numbers and a comm of at most 64 bytes: well under 2 KiB."""
+SMALL_READ_SIZE = 512
+"""statm (7 numbers) and ksm_stat (6 short lines)."""
 # A process whose name did not match is looked at again while it is young: libvirt forks, then execs qemu.
 RECHECK_YOUNG_S = 5.0
 # In "ksm" scope, processes that do not use KSM are re-checked this often (a ksm_stat read each).
@@ -172,6 +178,45 @@ def _pread(fd: int) -> bytes:
     return os.pread(fd, READ_SIZE, 0)
 
 
+KSM_KEYS = (
+    b"ksm_merging_pages", b"ksm_zero_pages", b"ksm_rmap_items", b"ksm_process_profit",
+    b"ksm_mergeable:", b"ksm_merge_any:",
+)  # fmt: skip
+"""The ksm_stat names behind KsmValues, in its order."""
+
+
+def ksm_layout(data: bytes) -> tuple[list[bytes], tuple[int, ...]] | None:
+    """How this kernel lays out ksm_stat: (its names in file order, the value index of each of KSM_KEYS).
+
+    The layout is the same for every process of a running kernel, so the per-tick path only checks that the
+    names are where they were and converts the values (``ksm_values_by_layout``). None when the file lacks a
+    name or is not one 'name value' pair per line: those files take the careful path every time.
+    """
+    words = data.split()
+    if len(words) != 2 * data.count(b"\n"):
+        return None
+    names = words[::2]
+    if len(set(names)) != len(names) or not all(key in names for key in KSM_KEYS):
+        return None
+    return names, tuple(names.index(key) for key in KSM_KEYS)
+
+
+def ksm_values_by_layout(data: bytes, layout: tuple[list[bytes], tuple[int, ...]]) -> KsmValues:
+    """KsmValues of ksm_stat through a learned layout (one split, no dict); any surprise takes the careful path."""
+    words = data.split()
+    names, (merging, zero, rmap, profit, mergeable, merge_any) = layout
+    if words[::2] != names:
+        return _ksm_stat_values(data)
+    values = words[1::2]
+    try:
+        return (
+            int(values[merging]), int(values[zero]), int(values[rmap]), int(values[profit]),
+            values[mergeable] == b"yes", values[merge_any] == b"yes",
+        )  # fmt: skip
+    except ValueError:
+        return _ksm_stat_values(data)
+
+
 def _open(path: str) -> int | None:
     try:
         return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -229,6 +274,8 @@ class ProcessTable:
     tracked: dict[int, TrackedProcess] = field(default_factory=dict)
     _others: dict[int, _Candidate] = field(default_factory=dict)
     _self_pid: int = field(default_factory=os.getpid)
+    _ksm_layout: tuple[list[bytes], tuple[int, ...]] | bool | None = None
+    """ksm_stat's layout on this kernel (``ksm_layout``); False: it has none, every read takes the careful path."""
 
     def __post_init__(self) -> None:
         self._proc = str(Path(self.root) / "proc")
@@ -306,9 +353,8 @@ class ProcessTable:
             statm_fd = _open(f"{base}/statm")
             if statm_fd is None:
                 return None
-            name = comm
-            if is_qemu:
-                name = guest_name_from_cmdline(_read_cmdline(base), fallback=str(pid))
+            name = guest_name_from_cmdline(_read_cmdline(base), fallback=str(pid)) if is_qemu else comm
+            name = safe_name(name)  # any local user names its processes: never raw to a terminal
             keep = True
             return TrackedProcess(
                 pid=pid,
@@ -348,34 +394,47 @@ class ProcessTable:
 
     # --- sampling -------------------------------------------------------------------------------------------
     def sample(self) -> list[GuestSample]:
-        """Read every tracked process once; vanished ones are dropped."""
+        """Read every tracked process once; vanished ones are dropped.
+
+        The hot loop of a live screen: three preads per process (stat, statm, ksm_stat) into small buffers,
+        stat split only up to starttime, ksm_stat read through the layout learned from the first process.
+        """
         samples: list[GuestSample] = []
+        append = samples.append
         gone: list[int] = []
         ticks = self.clock_ticks
+        page = self.page_size
+        pread = os.pread
+        layout = self._ksm_layout
         for pid, process in self.tracked.items():
             try:
-                stat = _pread(process.stat_fd)
-                fields = stat[stat.rindex(b")") + 2 :].split(
-                    None, 20
-                )  # as parse_stat: up to starttime, comm not decoded
+                stat = pread(process.stat_fd, STAT_READ_SIZE, 0)
+                fields = stat[stat.rindex(b")") + 2 :].split(None, 20)  # as parse_stat; comm not decoded
                 start_ticks = int(fields[19])
                 if start_ticks != process.start_ticks or fields[0][0] in DEAD_STATES:
                     gone.append(pid)
                     continue
-                rss, shared = parse_statm(_pread(process.statm_fd), self.page_size)
-                if process.ksm_fd is None:
+                statm = pread(process.statm_fd, SMALL_READ_SIZE, 0).split(None, 3)
+                rss = int(statm[1]) * page
+                shared = int(statm[2]) * page
+                ksm_fd = process.ksm_fd
+                if ksm_fd is None:
                     ksm = UNKNOWN_KSM_VALUES
                 elif process.ksm_fd_is_stat:
-                    ksm = _ksm_stat_values(_pread(process.ksm_fd))
+                    data = pread(ksm_fd, SMALL_READ_SIZE, 0)
+                    if layout is None:  # learn it from the first file with text (a zombie's is empty)
+                        layout = ksm_layout(data) or (False if data else None)
+                        self._ksm_layout = layout
+                    ksm = ksm_values_by_layout(data, layout) if layout else _ksm_stat_values(data)
                 else:
-                    ksm = (int(_pread(process.ksm_fd)), None, None, None, None, None)
+                    ksm = (int(pread(ksm_fd, SMALL_READ_SIZE, 0)), None, None, None, None, None)
                 minflt, majflt = int(fields[7]), int(fields[9])
                 cpu_ticks = int(fields[11]) + int(fields[12])
             except (OSError, ValueError, IndexError):
                 gone.append(pid)
                 continue
             # Positional, in SAMPLE_FIELDS order (checked by a unit test): keywords cost 15% of a sample here.
-            samples.append(
+            append(
                 GuestSample(
                     pid, process.name, process.kind, start_ticks, rss, rss - shared, shared, *ksm,
                     cpu_ticks / ticks, minflt, majflt,

@@ -12,6 +12,10 @@ from types import FrameType
 from typing import Any
 from urllib.parse import urlparse
 
+from ksmtop.cli.args import positive_seconds
+from ksmtop.cli.options import SourceOptions
+from ksmtop.cli.sources import open_headless_source
+
 DEFAULT_PORT = 9848
 DEFAULT_LISTEN = f"127.0.0.1:{DEFAULT_PORT}"
 DEFAULT_INTERVAL_S = 15.0
@@ -28,7 +32,6 @@ def _listen(text: str) -> tuple[str, int]:
 
 
 def register(subparsers: Any) -> None:
-    from ksmtop.cli import _positive_seconds
 
     parser = subparsers.add_parser(
         "exporter",
@@ -49,7 +52,7 @@ def register(subparsers: Any) -> None:
         "-i",
         "--interval",
         dest="exporter_interval",
-        type=_positive_seconds,
+        type=positive_seconds,
         default=DEFAULT_INTERVAL_S,
         help=f"seconds between samples (default {DEFAULT_INTERVAL_S:g}, Prometheus' default scrape interval)",
     )
@@ -106,7 +109,6 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(RULES)
         return 0
     from ksmtop import __version__
-    from ksmtop.cli import open_headless_source
     from ksmtop.exporter.metrics import Health
     from ksmtop.exporter.server import Exporter, MetricsServer, TextfileError, check_textfile_target
 
@@ -131,11 +133,11 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"ksmtop exporter: cannot listen on {listen[0]}:{listen[1]}: {exc.strerror or exc}", file=sys.stderr)
             return 2
-    source = open_headless_source(options)
+    where = SourceOptions(
+        root=str(options.root), all=options.all, connect=options.connect, no_libvirt=options.no_libvirt
+    )
+    source = open_headless_source(where, perf=False)  # perf counters and tracepoints are not exported
     sampler = getattr(source, "sampler", None)
-    if sampler is not None and sampler.perf is not None:
-        sampler.perf.close()  # nothing is opened yet: perf counters and tracepoints are not exported
-        sampler.perf = None
     mode = "local" if sampler is not None else "remote"  # a RemoteSource has no sampler: libvirt alone
     health = Health(
         version=__version__,

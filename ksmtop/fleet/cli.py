@@ -14,11 +14,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ksmtop.cli.args import positive_int, positive_seconds
 from ksmtop.fleet.model import FleetSnapshot, to_dict
 
 
 def register(subparsers: Any) -> None:
-    from ksmtop.cli import _positive_int, _positive_seconds
 
     parser = subparsers.add_parser(
         "fleet",
@@ -31,19 +31,19 @@ def register(subparsers: Any) -> None:
     where.add_argument("--replay", type=Path, metavar="FILE", help="a fleet recording instead of Prometheus")
     parser.add_argument("--job", help="only targets of this job (default: every target with ksmtop metrics)")
     parser.add_argument(
-        "-i", "--interval", dest="fleet_interval", type=_positive_seconds, default=5.0, help="seconds between looks"
+        "-i", "--interval", dest="fleet_interval", type=positive_seconds, default=5.0, help="seconds between looks"
     )
-    parser.add_argument("--range", dest="range_s", type=_positive_seconds, default=600.0, help="sparkline seconds")
+    parser.add_argument("--range", dest="range_s", type=positive_seconds, default=600.0, help="sparkline seconds")
     parser.add_argument(
-        "--rate-window", type=_positive_seconds, default=120.0, help="seconds of rate() windows (ksmd CPU, guest CPU)"
+        "--rate-window", type=positive_seconds, default=120.0, help="seconds of rate() windows (ksmd CPU, guest CPU)"
     )
-    parser.add_argument("--timeout", type=_positive_seconds, default=5.0, help="seconds to wait for Prometheus")
+    parser.add_argument("--timeout", type=positive_seconds, default=5.0, help="seconds to wait for Prometheus")
     parser.add_argument("--select", metavar="JOB/INSTANCE", help="host whose guest sparklines are fetched")
     headless = parser.add_mutually_exclusive_group()
     headless.add_argument("--once", dest="fleet_once", action="store_true", help="print one look and exit (--json)")
     headless.add_argument("--batch", dest="fleet_batch", action="store_true", help="one look per interval (--json)")
     parser.add_argument("--json", dest="fleet_json", action="store_true", help="JSON output (of --once/--batch)")
-    parser.add_argument("-n", "--count", dest="fleet_count", type=_positive_int, help="with --batch: number of looks")
+    parser.add_argument("-n", "--count", dest="fleet_count", type=positive_int, help="with --batch: number of looks")
     parser.add_argument("-o", "--record", type=Path, metavar="FILE", help="record every look (.jsonl or .jsonl.gz)")
     parser.add_argument("--force", dest="fleet_force", action="store_true", help="overwrite the --record FILE")
     parser.set_defaults(run_command=run)

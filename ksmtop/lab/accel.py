@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ksmtop.collect.agent import AgentError, GuestAgent
 from ksmtop.lab.image import LabImage
-from ksmtop.lab.paths import LabError, boot_id
+from ksmtop.lab.paths import LabError, boot_id, runtime_path
 from ksmtop.lab.qemu import QEMU_BINARY, GuestFiles, launch, qemu_argv, send_signal, start_ticks, wait_gone
 
 PROBE_DEADLINE = 20.0
@@ -64,7 +64,7 @@ def choose_accel(
         return cached
     log(f"probing KVM with a test boot (at most {deadline:g} s, once per host boot)")
     choice = probe_kvm(runtime / ".kvm-probe", image, qemu, deadline)
-    runtime.mkdir(parents=True, exist_ok=True)
+    runtime_path(runtime)
     cache_file.write_text(json.dumps({"key": key, "choice": asdict(choice)}) + "\n")
     return choice
 

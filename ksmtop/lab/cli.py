@@ -46,7 +46,11 @@ def register(subparsers: Any) -> None:
         "lab", help="small qemu guests with a guest agent, to watch KSM on", description=__doc__.splitlines()[0]
     )
     lab.add_argument("--runtime-dir", type=Path, help="where guest sockets and state live (default: /run/ksmtop/lab)")
-    lab.add_argument("--cache-dir", type=Path, help="where the built image lives (default: ~/.cache/ksmtop/lab)")
+    lab.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="where the built image lives (default: /var/cache/ksmtop/lab as root, else ~/.cache/ksmtop/lab)",
+    )
     lab.add_argument("--prefix", default="lab", help="guest names are PREFIX-1..PREFIX-N (default: lab)")
     actions = lab.add_subparsers(dest="lab_command", metavar="ACTION", required=True)
 

@@ -9,6 +9,7 @@ a lab guest. Any process can manage the lab: a `ksmtop lab up` that has exited, 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from ksmtop.collect.agent import AgentError, GuestAgent
 from ksmtop.collect.qmp import QmpClient, QmpError
 from ksmtop.lab.accel import AccelChoice, choose_accel
 from ksmtop.lab.image import LabImage, build_image
-from ksmtop.lab.paths import LabError, runtime_dir
+from ksmtop.lab.paths import LabError, check_dir, runtime_dir, runtime_path
 from ksmtop.lab.qemu import (
     QEMU_BINARY,
     GuestFiles,
@@ -162,6 +163,7 @@ class Lab:
         check_name(name)
         if not 64 <= memory_mib <= 65536:
             raise LabError(f"guest memory must be between 64 and 65536 MiB, got {memory_mib}")
+        runtime_path(self.runtime)  # 0700, ours, not a symlink: refused in one line otherwise
         if self.find(name) is not None:
             raise LabError(f"guest {name} is already running")
         image = self.image()
@@ -230,9 +232,11 @@ class Lab:
         return f"{self.prefix}-{index}"
 
     def guests(self) -> list[LabGuest]:
-        """Running guests of this lab (stale state files of exited guests are removed)."""
-        if not self.runtime.is_dir():
+        """Running guests of this lab (stale state files of exited guests are removed). A runtime directory that
+        others could write to (or a symlink) is refused: its state files could name any process."""
+        if not os.path.lexists(self.runtime):
             return []
+        check_dir(self.runtime, forbidden=0o022)
         found = []
         for state_file in sorted(self.runtime.glob(f"{self.prefix}-*/state.json"), key=_natural):
             guest = _read_state(state_file)

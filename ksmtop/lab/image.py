@@ -6,7 +6,8 @@ included) at the same absolute paths, the virtio modules, the workloads from gue
 
 Images live under the cache directory, one directory per hash of every input (kernel package and version, the
 bytes of each copied file, the scripts, the image format). An unchanged host gets the cached image back in well
-under a second; an upgraded qemu-ga, busybox, kernel package or workload gets a new one.
+under a second; an upgraded qemu-ga, busybox, kernel package or workload gets a new one. The cache directory is
+checked before use and pruned without following symlinks (``ksmtop.lab.paths``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,16 @@ from pathlib import Path
 from ksmtop.lab.cpio import CpioWriter
 from ksmtop.lab.guest_init import SHUTDOWN_SCRIPT, init_script
 from ksmtop.lab.kernel import GuestKernel, ensure_kernel
-from ksmtop.lab.paths import GUEST_AGENTS_IN_IMAGE, LabError, cache_dir, guest_agents_dir
+from ksmtop.lab.paths import (
+    CACHE_MODE,
+    GUEST_AGENTS_IN_IMAGE,
+    LabError,
+    cache_dir,
+    cache_path,
+    ensure_dir,
+    guest_agents_dir,
+    prune,
+)
 
 IMAGE_FORMAT = 1
 """Bump when the layout of the image changes, so cached images are rebuilt."""
@@ -67,11 +77,12 @@ def build_image(
 ) -> LabImage:
     """Build the lab image, or return the cached one when none of its inputs changed."""
     started = time.monotonic()
-    cache = cache or cache_dir()
+    cache = cache_path(cache or cache_dir())
+    images = ensure_dir(cache / "images", CACHE_MODE)
     kernel = ensure_kernel(cache, log)
     files, links = _gather(kernel)
     image_id = _hash_inputs(kernel, files, links)
-    directory = cache / "images" / image_id
+    directory = images / image_id
     manifest_path = directory / "image.json"
     if manifest_path.is_file() and not force:
         manifest = json.loads(manifest_path.read_text())
@@ -79,8 +90,7 @@ def build_image(
 
     log(f"writing initramfs for {kernel.release}")
     archive = _archive(files, links)
-    (cache / "images").mkdir(parents=True, exist_ok=True)
-    staging = cache / "images" / f".{image_id}.tmp"
+    staging = images / f".{image_id}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     shutil.copyfile(kernel.vmlinuz, staging / "vmlinuz")
@@ -98,7 +108,7 @@ def build_image(
     (staging / "image.json").write_text(json.dumps(manifest, indent=1) + "\n")
     shutil.rmtree(directory, ignore_errors=True)
     staging.rename(directory)
-    _prune(cache / "images", keep=directory)
+    _prune(images, keep=directory)
     return _image(directory, kernel, file_count, built=True, started=started)
 
 
@@ -223,11 +233,9 @@ def _image(directory: Path, kernel: GuestKernel, file_count: int, *, built: bool
 
 
 def _prune(images: Path, keep: Path) -> None:
-    """Keep the newest few images (running guests may still use an older one: qemu has read it already)."""
-    others = [p for p in images.iterdir() if p.is_dir() and p != keep and not p.name.startswith(".")]
-    others.sort(key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in others[_IMAGES_KEPT - 1 :]:
-        shutil.rmtree(old, ignore_errors=True)
+    """Keep the newest few images (running guests may still use an older one: qemu has read it already).
+    Never follows a symlink (``ksmtop.lab.paths.prune``)."""
+    prune(images, {keep.name}, newest=_IMAGES_KEPT - 1)
 
 
 def _run(argv: list[str]) -> str:

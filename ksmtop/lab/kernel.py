@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ksmtop.lab.paths import LabError
+from ksmtop.lab.paths import CACHE_MODE, LabError, ensure_dir, prune
 
 GUEST_MODULES = ("virtio_pci", "virtio_console")
 """Modules the guest needs for the agent's virtio-serial port; their dependencies are added in load order."""
@@ -38,8 +38,9 @@ class GuestKernel:
 
 
 def ensure_kernel(cache: Path, log: Callable[[str], None] = lambda _: None) -> GuestKernel:
-    """The guest kernel for the host's current kernel package, fetched into ``cache`` when missing."""
-    kernels = cache / "kernels"
+    """The guest kernel for the host's current kernel package, fetched into ``cache`` (a checked cache
+    directory: ``ksmtop.lab.paths.cache_path``) when missing."""
+    kernels = ensure_dir(cache / "kernels", CACHE_MODE)
     try:
         package, version = _candidate_package()
     except LabError:
@@ -63,7 +64,6 @@ def ensure_kernel(cache: Path, log: Callable[[str], None] = lambda _: None) -> G
 
 
 def _fetch(kernels: Path, target: Path, package: str, version: str) -> GuestKernel:
-    kernels.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=kernels, prefix=".fetch-") as tmp:
         work = Path(tmp)
         _run(["apt-get", "download", f"{package}={version}"], cwd=work, timeout=900)
@@ -76,9 +76,7 @@ def _fetch(kernels: Path, target: Path, package: str, version: str) -> GuestKern
         _stage(unpacked, staged, package, version)
         shutil.rmtree(target, ignore_errors=True)
         staged.rename(target)
-    for other in kernels.iterdir():  # keep one kernel: the current one
-        if other != target and not other.name.startswith("."):
-            shutil.rmtree(other, ignore_errors=True)
+    prune(kernels, {target.name})  # keep one kernel: the current one (never through a symlink)
     return _load(target)
 
 

@@ -1,7 +1,9 @@
 """Starting one lab guest's qemu process, and telling whether a PID is still that process.
 
 qemu runs with -daemonize and -pidfile: the call returns once qemu has set up (or failed with its own error
-message), and the guest is never a child of ksmtop, so a CLI run can exit and leave the lab running.
+message), and the guest is never a child of ksmtop, so a CLI run can exit and leave the lab running. The guest's
+directory is 0700 and checked first; qemu runs with umask 077 and its sockets are checked and set to 0600 before
+anyone uses them, whatever the caller's umask.
 """
 
 from __future__ import annotations
@@ -9,13 +11,15 @@ from __future__ import annotations
 import os
 import re
 import signal
+import stat
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from ksmtop.lab.guest_init import AGENT_PORT
-from ksmtop.lab.paths import LabError
+from ksmtop.lab.paths import RUNTIME_MODE, LabError, ensure_dir
 
 QEMU_BINARY = "qemu-system-x86_64"
 GUEST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
@@ -129,12 +133,12 @@ def qemu_argv(
 
 def launch(argv: list[str], files: GuestFiles, timeout: float = 30.0) -> int:
     """Run qemu (which daemonizes) and return the guest's PID from its pidfile."""
-    files.directory.mkdir(parents=True, exist_ok=True)
+    ensure_dir(files.directory, RUNTIME_MODE)
     for stale in (files.agent_socket, files.qmp_socket, files.pidfile):
         stale.unlink(missing_ok=True)
     try:
         result = subprocess.run(
-            argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, check=False
+            argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, check=False, umask=0o077
         )
     except FileNotFoundError as exc:
         raise LabError(f"{argv[0]} not found: install the qemu-system-x86 package") from exc
@@ -144,9 +148,25 @@ def launch(argv: list[str], files: GuestFiles, timeout: float = 30.0) -> int:
         detail = " ".join(result.stderr.split())[-400:] or f"exit {result.returncode}"
         raise LabError(f"qemu failed to start: {detail}")
     try:
-        return int(files.pidfile.read_text().strip())
+        pid = int(files.pidfile.read_text().strip())
     except (OSError, ValueError) as exc:
         raise LabError(f"qemu started but wrote no pidfile {files.pidfile}") from exc
+    for socket_path in (files.agent_socket, files.qmp_socket):
+        private_socket(socket_path)
+    return pid
+
+
+def private_socket(path: Path) -> None:
+    """Make qemu's socket ``path`` 0600 and check it: a socket (lstat, not a symlink) owned by us."""
+    try:
+        info = os.lstat(path)
+        if not stat.S_ISSOCK(info.st_mode) or info.st_uid != os.geteuid():
+            raise LabError(f"refusing {path}: not a socket of ours")
+        os.chmod(path, 0o600)  # lstat said: not a symlink, in a 0700 directory nobody else can write to
+        if stat.S_IMODE(os.lstat(path).st_mode) != 0o600:
+            raise LabError(f"could not make {path} private (mode 0600)")
+    except OSError as exc:
+        raise LabError(f"qemu made no socket {path}: {exc.strerror or exc}") from None
 
 
 def start_ticks(pid: int) -> int | None:
@@ -172,21 +192,37 @@ def is_guest_process(pid: int, ticks: int, name: str) -> bool:
     return f"guest={name}".encode() in argv
 
 
+def guest_process(pid: int, ticks: int) -> psutil.Process | None:
+    """The process ``pid`` while it is still the one that started at ``ticks`` (not a reused PID); psutil then
+    checks its identity again (PID and creation time) before each signal or wait."""
+    if start_ticks(pid) != ticks:
+        return None
+    try:
+        return psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return None
+
+
 def wait_gone(pid: int, ticks: int, timeout: float) -> bool:
-    """Wait until the process has exited; True if it did within ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while start_ticks(pid) == ticks:
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.1)
+    """Wait until the process has exited (reaped when it is our child); True if it did within ``timeout``."""
+    process = guest_process(pid, ticks)
+    if process is None:
+        return True
+    try:
+        process.wait(timeout)
+    except psutil.TimeoutExpired:
+        return False
+    except psutil.NoSuchProcess:
+        pass
     return True
 
 
 def send_signal(pid: int, ticks: int, signum: signal.Signals) -> None:
-    if start_ticks(pid) == ticks:
+    process = guest_process(pid, ticks)
+    if process is not None:
         try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
+            process.send_signal(signum)
+        except psutil.NoSuchProcess:
             pass
 
 

@@ -60,6 +60,15 @@ STYLESHEET = files("ksmtop.tui").joinpath("ksmtop.tcss").read_text(encoding="utf
 to nobody after importing as root; a package directory that became unreadable) needs no file to draw."""
 
 
+def sample_cost(seconds: float) -> str:
+    """The time a sample took, in steps coarse enough that the status line does not change every second."""
+    ms = seconds * 1000
+    if ms < 10:
+        return "under 10 ms"
+    step = 10 if ms < 100 else 100
+    return f"about {round(ms / step) * step:.0f} ms"
+
+
 class KsmTopApp(SamplingApp):
     TITLE = "ksmtop"
     CSS = STYLESHEET
@@ -142,7 +151,8 @@ class KsmTopApp(SamplingApp):
             self.notify(self.config_warning, title="Preferences", severity="warning", timeout=15)
         self.main.set_read_only(self.source.limits.tunables)
         self._set_banner(None)
-        self.sample_now()
+        if not self.loop.busy:  # a key pressed before the screen was ready (g in a replay) may have asked already
+            self.sample_now()
 
     # --- sampling (SampleLoop's host) ---------------------------------------------------------------------
     def sample_now(self) -> None:
@@ -277,7 +287,7 @@ class KsmTopApp(SamplingApp):
             parts = session
         else:
             state = "PAUSED (space resumes)" if self.paused else f"sampling every {self.interval:g} s"
-            parts = [state, f"last sample {self.last_took_s * 1000:.0f} ms", f"history {len(self.history)} samples"]
+            parts = [state, f"a sample takes {sample_cost(self.last_took_s)}"]
             parts += session
         if self.sample_error:
             parts.append(self.sample_error)
@@ -477,5 +487,6 @@ class KsmTopApp(SamplingApp):
             )
 
     def on_unmount(self) -> None:
+        self.loop.stop()
         self.session.close()
         self.source.close()

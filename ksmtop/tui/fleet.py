@@ -295,4 +295,5 @@ class FleetApp(SamplingApp):
         return super().check_action(action, parameters)
 
     def on_unmount(self) -> None:
+        self.loop.stop()
         self.source.close()

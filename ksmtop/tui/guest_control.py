@@ -23,6 +23,8 @@ from ksmtop.tui.screens.controls import ConfirmScreen, StartGuestScreen, StartRe
 from ksmtop.tui.work import error_text, in_thread
 
 PING_EVERY_S = 5.0
+RECHECK_EVERY_S = 5.0
+"""Which rows can be controlled is worked out again when the rows change, else at most this often."""
 
 CONTROL_BINDINGS = [
     Binding("s", "start_guest", "Start guest"),
@@ -56,6 +58,7 @@ class GuestController:
         self.workload_state: dict[str, WorkloadState] = {}
         self._last_ping: dict[str, float] = {}
         self._refreshing = False
+        self._checked: tuple[frozenset[tuple[str, bool]], float] = (frozenset(), -1e9)
         self.message = ""
 
     # --- what the screen shows ----------------------------------------------------------------------------
@@ -82,7 +85,8 @@ class GuestController:
             parts.append(f"workload {run.label}: {state.describe() if state else 'started'}")
         return "; ".join(parts)
 
-    def _control(self, row: GuestRow | None) -> Control | None:
+    def control(self, row: GuestRow | None) -> Control | None:
+        """The control of ``row`` when it can be controlled (None: no controls here, not known yet, or not ours)."""
         control = self.control_map.get(row.key) if row is not None else None
         if self.controls is None or control is None or not control.can_control:
             return None
@@ -93,7 +97,7 @@ class GuestController:
         if action == "start_guest":
             return self.controls is not None
         if action in ("stop_guest", "destroy_guest", "workload"):
-            control = self._control(row)
+            control = self.control(row)
             return control is not None and control.running
         return None
 
@@ -104,9 +108,10 @@ class GuestController:
         controls = self.controls
         if controls is None or self._refreshing:
             return
-        self._refreshing = True
         now = time.monotonic()
         ping = selected is not None and now - self._last_ping.get(selected.key, 0.0) >= PING_EVERY_S
+        if ping and selected is not None and (known_control := self.control_map.get(selected.key)) is not None:
+            ping = known_control.can_control
         if ping and selected is not None:
             self._last_ping[selected.key] = now
         polled = [
@@ -114,9 +119,17 @@ class GuestController:
             for row in rows
             if (run := controls.workload(row.key)) is not None and (run.state is None or run.state.running)
         ]
+        shape = frozenset((row.key, row.domain.running if row.domain else True) for row in rows)
+        recheck = shape != self._checked[0] or now - self._checked[1] >= RECHECK_EVERY_S
+        if not (recheck or polled or ping):
+            return  # nothing to ask: no worker this sample
+        if recheck:
+            self._checked = (shape, now)
+        known = self.control_map
+        self._refreshing = True
 
         def work() -> tuple[dict[str, Control], dict[str, str], dict[str, WorkloadState], list[str]]:
-            control_map = {row.key: controls.control_for(row) for row in rows}
+            control_map = controls.controls_for(rows) if recheck else known
             agents: dict[str, str] = {}
             states: dict[str, WorkloadState] = {}
             ended: list[str] = []
@@ -179,7 +192,7 @@ class GuestController:
         if controls is None:
             self._app.notify(self.why_not, severity="warning", markup=False)
             return
-        control = self._control(row)
+        control = self.control(row)
         if row is not None and control is not None and control.kind == "domain" and not control.running:
             self._app.notify(f"starting domain {control.name} through libvirt…", markup=False)
             self._run(lambda: controls.start_domain(row))
@@ -204,7 +217,7 @@ class GuestController:
         self._app.push_screen(StartGuestScreen(), chosen)
 
     def _running(self, row: GuestRow | None) -> tuple[GuestRow, Control] | None:
-        control = self._control(row)
+        control = self.control(row)
         if row is None or control is None or not control.running:
             self._app.notify(self.text_for(row) or "no guest selected", severity="warning", markup=False)
             return None

@@ -42,8 +42,7 @@ def record_once(recorder: RecordingWriter, snapshot: Snapshot) -> str | None:
             return None
     except OSError as exc:
         return f"recording to {recorder.path} failed: {exc.strerror or exc}; the file holds what was written before"
-    failure = getattr(recorder, "failed", None) or getattr(recorder, "error", None)
-    return str(failure) if failure else None
+    return recorder.error  # None: the recording was stopped (R) while this sample was taken
 
 
 class SessionController:

@@ -11,6 +11,8 @@ instead of piling up behind it).
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
@@ -76,7 +78,10 @@ class SampleHost(Protocol):
 
 
 class SampleLoop:
-    """One sample at a time, on a timer that is re-armed after each sample lands."""
+    """One sample at a time, on a timer that is re-armed after each sample lands.
+
+    Samples run in one thread of the loop's own (a Textual worker per sample costs more than the sample
+    itself on a quiet host); results come back as Finished messages like every other worker's."""
 
     def __init__(self, app: App[Any], host: SampleHost) -> None:
         self._app = app
@@ -84,6 +89,8 @@ class SampleLoop:
         self._timer: Timer | None = None
         self._running = False
         self._again = False
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
         self.paused = False
 
     def request(self) -> None:
@@ -94,13 +101,34 @@ class SampleLoop:
             return
         self._running = True
         started = time.monotonic()
-        in_thread(
-            self._app,
-            self._host.sample_job(),
-            lambda result: self._landed(result, time.monotonic() - started),
-            group="sample",
-            failed=self._failed,
-        )
+        job, app = self._host.sample_job(), self._app
+
+        def body() -> None:
+            try:
+                result = job()
+            except Exception as exc:  # a collector bug must not end the screen: said in the status line
+                app.post_message(Finished(lambda error=exc: self._failed(error)))
+                return
+            app.post_message(Finished(lambda: self._landed(result, time.monotonic() - started)))
+
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._serve, name="ksmtop-sampling", daemon=True)
+            self._thread.start()
+        self._jobs.put(body)
+
+    def _serve(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            job()
+
+    def stop(self) -> None:
+        """No more samples; the thread ends after the sample it is taking (a hung one: it is a daemon)."""
+        self._stop_timer()
+        self._jobs.put(None)
+
+    @property
+    def busy(self) -> bool:
+        """A sample is being taken (or asked for and not landed yet)."""
+        return self._running
 
     def pause(self, paused: bool) -> None:
         self.paused = paused

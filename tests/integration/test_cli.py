@@ -111,15 +111,16 @@ def test_real_tui_in_tmux_shows_the_host_and_quits_on_q(tmp_path):
 
 
 def test_the_mode_says_why_libvirt_is_not_used(monkeypatch):
-    from ksmtop.cli import build_parser, open_source
+    from ksmtop.cli.options import SourceOptions
+    from ksmtop.cli.sources import open_source
 
-    source = open_source(build_parser().parse_args(["--no-libvirt"]))
+    source = open_source(SourceOptions(no_libvirt=True))
     try:
         assert source.watcher is None and source.description == "live; libvirt off (--no-libvirt)"
     finally:
         source.close()
     monkeypatch.setitem(sys.modules, "libvirt", None)  # as if libvirt-python were not installed
-    source = open_source(build_parser().parse_args([]))
+    source = open_source(SourceOptions())
     try:
         assert source.watcher is None and "libvirt-python is not installed" in source.description
     finally:

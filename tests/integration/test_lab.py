@@ -87,7 +87,7 @@ def test_workload_script_is_pushed_when_the_guest_lacks_it(lab_guests: list[LabG
     monkeypatch.setattr(workloads_module, "GUEST_AGENTS_IN_IMAGE", "/nonexistent")
     with lab_guests[1].agent() as agent:
         run = start_workload(agent, "idle", 0)
-        assert run.script_path == "/tmp/ksmtop-idle.sh"
+        assert run.script_path.startswith("/tmp/ksmtop-workload.") and run.script_path.endswith("/idle.sh")
         state = run.wait(agent, timeout=30)
     assert state.succeeded and "idle: done" in state.output_tail
 

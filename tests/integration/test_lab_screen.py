@@ -40,7 +40,9 @@ async def select(pilot, app: KsmTopApp, pid: int) -> None:
     table = app.query_one(GuestTable)
     table.focus()
     table.move_cursor(row=pids_on_screen(app).index(pid))
-    await wait_until(pilot, lambda: app.selected_pid == pid and app.selected_control() is not None, timeout=10)
+    await wait_until(
+        pilot, lambda: app.selected_pid == pid and app.guests.control(app.view.selected) is not None, timeout=10
+    )
 
 
 def events(app: KsmTopApp, kind: str) -> list:
@@ -79,7 +81,7 @@ async def test_start_run_workload_and_stop_from_the_screen(lab: Lab):
         await wait_until(pilot, lambda: events(app, "workload-end"), timeout=60)
         state = app.guests.workload_state[str(pid)]
         assert state.exitcode == 0 and not state.running
-        assert "exit code 0" in app.control_text(app.selected_row())
+        assert "exit code 0" in app.guests.text_for(app.view.selected)
         assert "exit code 0" in widget_text(app.query_one("#timeline"))
 
         await pilot.press("k")
@@ -137,7 +139,7 @@ async def test_a_guest_ksmtop_did_not_start_says_why_and_offers_no_keys(lab: Lab
             table.move_cursor(row=pids_on_screen(app).index(qemu.pid))
             await wait_until(pilot, lambda: str(qemu.pid) in app.guests.control_map, timeout=10)
             assert app.selected_pid == qemu.pid
-            assert "not started by ksmtop" in app.control_text(app.selected_row())
+            assert "not started by ksmtop" in app.guests.text_for(app.view.selected)
             assert "not started by ksmtop" in widget_text(app.main.query_one("#details"))
             assert app.check_action("stop_guest", ()) is False
             assert app.check_action("workload", ()) is False

@@ -90,7 +90,9 @@ async def select(pilot, app: KsmTopApp, name: str = NAME) -> GuestRow:
     await wait_until(pilot, lambda: found.key in [k.value for k in table.rows], timeout=10)
     table.focus()
     table.move_cursor(row=[k.value for k in table.rows].index(found.key))
-    await wait_until(pilot, lambda: app.selected_key == found.key and app.selected_control() is not None, timeout=10)
+    await wait_until(
+        pilot, lambda: app.selected_key == found.key and app.guests.control(app.view.selected) is not None, timeout=10
+    )
     return found
 
 

@@ -1,17 +1,20 @@
 """A stand-in process with KSM-mergeable memory, for tests and benchmarks.
 
     python -m tests.support.mergeable --mib 16 --fill same|numbered|random|zero [--name NAME] [--churn N]
+                                      [--reserve-gib N]
 
 Maps anonymous memory, fills it, marks it MADV_MERGEABLE, prints "ready" and sleeps until killed or until
 stdin closes. Every page of a "same" fill holds the same bytes, so ksmd merges all but one copy of it.
 ``--churn N`` rewrites N random pages a second (COW breaks: merged pages, RSS and faults move, as in a live
 guest). ``start_guest_like`` starts stand-ins that ksmtop takes for qemu guests (comm qemu-system-x86, and
-``-name guest=NAME`` on the command line).
+``-name guest=NAME`` on the command line). ``--reserve-gib`` also reserves that much address space, untouched
+(PROT_NONE, MAP_NORESERVE), as JITs and sanitizers do: it costs no memory, but its pagemap is 2 MiB per GiB.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import mmap
 import os
 import random
@@ -22,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
+MAP_NORESERVE = getattr(mmap, "MAP_NORESERVE", 0x4000)
 
 
 def fill(area: mmap.mmap, how: str) -> None:
@@ -42,6 +46,18 @@ def fill(area: mmap.mmap, how: str) -> None:
             area[offset] = 0
 
 
+def reserve(size: int) -> int:
+    """Map ``size`` bytes PROT_NONE | MAP_NORESERVE (no memory, no commit charge); its address."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long)
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | MAP_NORESERVE
+    address = libc.mmap(None, size, 0, flags, -1, 0)  # PROT_NONE
+    if address in (None, ctypes.c_void_p(-1).value):
+        raise OSError(ctypes.get_errno(), f"cannot reserve {size} bytes")
+    return address
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mib", type=int, default=16)
@@ -49,7 +65,10 @@ def main() -> int:
     parser.add_argument("--name", default="")
     parser.add_argument("--churn", type=int, default=0, help="pages rewritten per second")
     parser.add_argument("-name", dest="qemu_name", default="", help="ignored: qemu's option, for look-alikes")
+    parser.add_argument("--reserve-gib", type=int, default=0)
     args = parser.parse_args()
+    if args.reserve_gib:
+        reserve(args.reserve_gib << 30)
     if args.name:
         try:
             with open("/proc/self/comm", "w") as handle:
@@ -82,8 +101,11 @@ def churn(area: mmap.mmap, pages_per_s: int) -> None:
             area[offset : offset + 8] = tick.to_bytes(8, "little")
 
 
-def start_many(count: int, mib: int, fill_for: Callable[[int], str], name: str) -> list[subprocess.Popen]:
-    """``count`` stand-ins (fill_for(i) chooses each one's fill), named name0..; all ready when this returns."""
+def start_many(
+    count: int, mib: int, fill_for: Callable[[int], str], name: str, extra: Callable[[int], list[str]] | None = None
+) -> list[subprocess.Popen]:
+    """``count`` stand-ins (fill_for(i) chooses each one's fill, extra(i) more arguments), named name0..; all
+    ready when this returns."""
     argvs = [
         [
             sys.executable,
@@ -95,6 +117,7 @@ def start_many(count: int, mib: int, fill_for: Callable[[int], str], name: str) 
             fill_for(i),
             "--name",
             f"{name}{i}",
+            *(extra(i) if extra is not None else []),
         ]
         for i in range(count)
     ]

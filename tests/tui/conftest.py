@@ -8,15 +8,20 @@ from collections.abc import Callable
 from textual.pilot import Pilot
 
 
-async def wait_until(pilot: Pilot, predicate: Callable[[], object], timeout: float = 30.0) -> object:
-    """Let the app run until predicate() is truthy; fail with a clear message otherwise."""
+async def wait_until(
+    pilot: Pilot, predicate: Callable[[], object], timeout: float = 30.0, explain: Callable[[], str] | None = None
+) -> object:
+    """Let the app run until predicate() is truthy; fail with a clear message otherwise (``explain()``: what the
+    screen showed, so a failure says why without a rerun)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         await pilot.pause(0.1)
-    raise AssertionError(f"condition not met within {timeout} s")
+    raise AssertionError(
+        f"condition not met within {timeout} s" + (f"; the screen showed:\n{explain()}" if explain else "")
+    )
 
 
 def cell_text(table, row_key: str, column_key: str) -> str:

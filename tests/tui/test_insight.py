@@ -47,13 +47,23 @@ async def test_header_shows_convergence_and_the_side_channel_warning(ksm_guard, 
                 (snapshot.guest(p.pid) or 0) and snapshot.guest(p.pid).ksm_merging_pages for p in procs
             )
 
-        await wait_until(pilot, merged, timeout=60)
+        def shown() -> str:
+            """On a failure: the header, and the KSM figures behind it (KSM is one per host: others move it)."""
+            latest = app.history.latest
+            ksm = {k: latest.ksm.values.get(k) for k in ("run", "pages_to_scan", "full_scans", "pages_sharing")}
+            guests = [(g.name, g.ksm_merging_pages) for g in latest.guests] if latest else []
+            return f"{widget_text(app.main.query_one('#summary'))}\nksm {ksm}\nguests in scope {guests}"
+
+        await wait_until(pilot, merged, timeout=60, explain=shown)
         summary = await wait_until(
-            pilot, lambda: "converged" in (t := widget_text(app.main.query_one("#summary"))) and t, timeout=60
+            pilot,
+            lambda: "converged" in (t := widget_text(app.main.query_one("#summary"))) and t,
+            timeout=60,
+            explain=shown,
         )
         assert "Merging converged" in summary
         assert "side channels" in summary
-        assert "merges" in summary and "measured" in summary  # KSM tracepoints through perf
+        assert "merges" in summary and "measured" in summary, shown()  # KSM tracepoints through perf
         trade = app.main.query_one("#trade")
         await wait_until(pilot, lambda: trade.row_count >= 1)
         assert str(trade.get_row_at(0)[0]) == "5000"  # the setting in force, with its ksmd CPU and scan rate

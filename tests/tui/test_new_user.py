@@ -52,7 +52,7 @@ async def test_the_rss_graph_of_a_recorded_session_starts_at_zero():
         lowest = min(rss) / max(rss)
         assert lowest > 0.75 and BLOCKS[0] not in shown[-1].strip()
         label = widget_text(app.main.graphs.rss.label)
-        assert "bars from 0" in label and "min 586 MiB" in label and "max 717 MiB" in label
+        assert "from 0)" in label and "min 586 MiB" in label and "max 717 MiB" in label
 
 
 async def test_without_libvirtd_the_mode_line_says_so_in_a_few_words():

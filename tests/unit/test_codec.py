@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from ksmtop import cli, codec, model
+from ksmtop import codec, model
+from ksmtop.cli import headless
 from ksmtop.codec import CodecError, snapshot_from_dict, snapshot_to_dict, stored
 from ksmtop.model import Event
 from ksmtop.safetext import NAME_LIMIT, TEXT_LIMIT
@@ -26,7 +27,7 @@ def test_json_output_is_what_dataclasses_asdict_gave():
 
 def test_print_json_uses_the_codec(capsys):
     hostile = dataclasses.replace(SNAPSHOT, libvirt_status=CONTROLS)
-    cli._print_json(hostile)
+    headless.print_json(hostile)
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads(json.dumps(snapshot_to_dict(hostile)))
 

@@ -22,7 +22,6 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "entry": (
         "ksmtop.__main__",
         "ksmtop.cli",
-        "ksmtop.session_cli",
         "ksmtop.lab.cli",
         "ksmtop.study.cli",
         "ksmtop.exporter.cli",

@@ -14,10 +14,13 @@ from argparse import Namespace
 
 import pytest
 
-from ksmtop import cli, session_cli
+from ksmtop.cli import headless
+from ksmtop.cli import session as session_cli
+from ksmtop.cli.headless import next_deadline
+from ksmtop.cli.options import Options, SourceOptions
+from ksmtop.cli.session import StopFlag, record_samples
 from ksmtop.recording import read_recording
 from ksmtop.recording import writer as writer_module
-from ksmtop.session_cli import StopFlag, next_deadline, record_samples
 from tests.support.synthetic import synthetic_session
 
 SNAPSHOT = synthetic_session(guests=1, samples=1)[0]
@@ -114,10 +117,10 @@ def test_record_duration_counts_from_the_start():
 def test_batch_after_a_slow_sample_skips_the_missed_slots(monkeypatch, capsys):
     clock = Clock()
     source = SlowOnce(clock, slow=3.5)
-    monkeypatch.setattr(cli, "time", types.SimpleNamespace(monotonic=clock.monotonic, sleep=clock.sleep))
-    monkeypatch.setattr(cli, "open_headless_source", lambda args: source)
-    args = Namespace(once=False, interval=1.0, count=8)
-    assert cli.run_headless(args) == 0
+    monkeypatch.setattr(headless, "time", types.SimpleNamespace(monotonic=clock.monotonic, sleep=clock.sleep))
+    monkeypatch.setattr(headless, "open_headless_source", lambda options: source)
+    options = Options(SourceOptions(), interval=1.0, batch=True, count=8)
+    assert headless.run_headless(options) == 0
     assert len(capsys.readouterr().out.splitlines()) == 8
     assert min(gaps(source.started)) >= 0.5, gaps(source.started)
 
@@ -166,7 +169,7 @@ class SignalsItself:
 def record_args(path) -> Namespace:
     return Namespace(
         output=path, force=False, no_fsync=True, record_interval=0.05, record_count=None, duration=None,
-        all=False, record_all=False,
+        all=False, record_all=False, root="/", connect=None, no_libvirt=True,
     )  # fmt: skip
 
 
@@ -174,7 +177,7 @@ def record_args(path) -> Namespace:
 def test_sigterm_while_sampling_ends_the_recording_after_that_sample(tmp_path, monkeypatch, name):
     """Before, the handler raised out of sample() (or out of a half-done gzip write); now it only sets the flag:
     the sample being taken is written, then the end marker."""
-    monkeypatch.setattr(cli, "open_headless_source", lambda args: SignalsItself())
+    monkeypatch.setattr(session_cli, "open_headless_source", lambda options: SignalsItself())
     path = tmp_path / name
     assert session_cli.record(record_args(path)) == 0
     recording = read_recording(path)
@@ -186,7 +189,7 @@ def test_sigterm_while_sampling_ends_the_recording_after_that_sample(tmp_path, m
 def test_sigterm_in_the_middle_of_a_write_lets_the_write_finish(tmp_path, monkeypatch, name):
     source = SignalsItself()
     source.samples = -100  # never signals itself
-    monkeypatch.setattr(cli, "open_headless_source", lambda args: source)
+    monkeypatch.setattr(session_cli, "open_headless_source", lambda options: source)
     real_write = os.write
     writes = []
 

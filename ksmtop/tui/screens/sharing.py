@@ -18,6 +18,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label, Static
 
 from ksmtop.format import human_bytes, human_count
+from ksmtop.safetext import safe
 
 if TYPE_CHECKING:
     from ksmtop.collect.pagemap import SharingReport
@@ -78,7 +79,7 @@ class SharingScreen(ModalScreen[None]):
         try:
             report = self.compute(exact)
         except Exception as exc:  # MemoryError, a vanished process, a bug: said in the screen, never fatal
-            self.post_message(self.Failed(f"the sharing matrix failed: {type(exc).__name__}: {exc}"))
+            self.post_message(self.Failed(safe(f"the sharing matrix failed: {type(exc).__name__}: {exc}")))
             return
         self.post_message(self.Computed(report))
 

@@ -79,8 +79,8 @@ def details_lines(row: GuestRow | None, snapshot: Snapshot, control: str = "", i
     merged = guest.ksm_merging_pages
     unknown_why = "" if snapshot.is_root else " (root only)"
     pss = human_bytes(guest.pss_bytes) if guest.pss_bytes is not None else f"pending{unknown_why}"
-    if guest.pss_age_s is not None:
-        pss += f" ({guest.pss_age_s:.0f} s old)"
+    if guest.pss_age_s is not None and guest.pss_age_s >= 10:  # re-read every 5 s while selected
+        pss += f" ({guest.pss_age_s // 10 * 10:.0f} s old)"
     title = Text(guest.name, style="bold")
     title.append(f"  PID {guest.pid} ({guest.kind})  CPU {percent(guest.cpu_percent)}", style="")
     rows: list[tuple[str, str, str, str]] = [

@@ -12,9 +12,16 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 
-from ksmtop.format import human_bytes, human_count, human_seconds
+from ksmtop.format import human_bytes, human_count
 from ksmtop.tui.widgets.lines import LinesView
 from ksmtop.tui.widgets.trend import Trend
+
+
+def coarse_span(seconds: float) -> str:
+    """The span a graph covers, in steps (10 s, then minutes), so its label does not change every second."""
+    if seconds < 60:
+        return f"{max(10, round(seconds / 10) * 10):.0f} s"
+    return f"{round(seconds / 60):.0f} min"
 
 
 class Graph(Vertical):
@@ -41,10 +48,10 @@ class Graph(Vertical):
         self.trend.show(values)
         label = Text(self.title)
         if values:
-            span = f"{human_seconds(seconds)}, " if seconds else ""
+            span = f"{coarse_span(seconds)}, " if seconds else ""
             label = Text(
                 f"{self.title}: {self.show_value(values[-1])}  min {self.show_value(min(values))}  "
-                f"max {self.show_value(max(values))}  ({span}bars from 0)"
+                f"max {self.show_value(max(values))}  ({span}from 0)"
             )
         self.label.show([label])
 

@@ -165,6 +165,7 @@ class LineTable(ScrollView, can_focus=True):
     def set_columns(self, columns: Sequence[TableColumn]) -> None:
         self._columns = tuple(columns)
         self._labels = tuple(column.label for column in columns)
+        self._widths = ()  # measured anew for these columns
         self._measure()
         self._redraw_all()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from rich.text import Text
 
 from ksmtop.convergence import Convergence, convergence
@@ -19,13 +21,14 @@ RUN_STATES = {0: ("stopped", "yellow"), 1: ("running", "green"), 2: ("unmerging"
 
 NOT_RUNNING = ("No such file or directory", "Connection refused")
 """What a missing libvirtd says through its socket."""
-STATUS_WORDS = 90
+STATUS_WORDS = 120
 """The mode line keeps libvirt's status to this many characters; the whole text is in the help screen (?)."""
 
 
 def libvirt_words(status: str) -> tuple[str, bool]:
     """libvirt's state in a few words for the mode line, and whether it is in trouble. The watcher's full text
     (socket paths, errors) stays in the help screen (?)."""
+    status = re.sub(r"\?[^\s:]*(?=: )", "", status, count=1)  # the URI's parameters (keyfile=, no_tty=) stay in ?
     if ": connected," in status and "no answer" not in status:
         words, trouble = status, False
     elif "cannot connect" in status:

@@ -15,6 +15,7 @@ STYLES = {
     "workload-start": "magenta",
     "workload-end": "magenta",
     "note": "white",
+    "study": "bold blue",
 }
 SHOWN = 12
 

@@ -13,25 +13,15 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from ksmtop.cli.args import duration, positive_int, positive_seconds
+from ksmtop.cli.headless import next_deadline
+from ksmtop.cli.options import SourceOptions
+from ksmtop.cli.sources import open_headless_source
+
 COMMANDS = ("record", "replay", "export", "plot")
 
 
-def _seconds(text: str) -> float:
-    """'90', '1.5', '30s', '10m', '2h'."""
-    units = {"s": 1, "m": 60, "h": 3600}
-    scale = units.get(text[-1:].lower(), 1)
-    number = text[:-1] if text[-1:].lower() in units else text
-    try:
-        value = float(number) * scale
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 90, 30s, 10m, 2h)") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError("a duration must be positive")
-    return value
-
-
 def register(subparsers: Any) -> None:
-    from ksmtop.cli import _positive_int, _positive_seconds
 
     record = subparsers.add_parser(
         "record",
@@ -40,11 +30,11 @@ def register(subparsers: Any) -> None:
     )
     record.add_argument("-o", "--output", required=True, type=Path, metavar="FILE", help="FILE.jsonl or FILE.jsonl.gz")
     record.add_argument(
-        "-i", "--interval", dest="record_interval", type=_positive_seconds, default=1.0, help="seconds between samples"
+        "-i", "--interval", dest="record_interval", type=positive_seconds, default=1.0, help="seconds between samples"
     )
     stop = record.add_mutually_exclusive_group()
-    stop.add_argument("--duration", type=_seconds, help="stop after this long (90, 30s, 10m, 2h)")
-    stop.add_argument("-n", "--count", dest="record_count", type=_positive_int, help="stop after N samples")
+    stop.add_argument("--duration", type=duration, help="stop after this long (90, 30s, 10m, 2h)")
+    stop.add_argument("-n", "--count", dest="record_count", type=positive_int, help="stop after N samples")
     record.add_argument("-a", "--all", dest="record_all", action="store_true", help="every process using KSM")
     record.add_argument("--force", action="store_true", help="replace FILE if it exists (a regular file only)")
     record.add_argument(
@@ -176,13 +166,6 @@ class StopFlag:
         os.close(self._wake_write)
 
 
-def next_deadline(deadline: float, interval: float, now: float) -> float:
-    """When the next sample is due: one interval after the last deadline, but never sooner than half an interval
-    from now. After a slow sample the missed slots are skipped, not fired back to back (rates over a few
-    milliseconds are noise)."""
-    return max(deadline + interval, now + interval / 2)
-
-
 def record_samples(
     source: Any,
     writer: Any,
@@ -213,7 +196,6 @@ def record_samples(
 
 
 def record(args: argparse.Namespace) -> int:
-    from ksmtop.cli import open_headless_source
     from ksmtop.format import human_bytes
     from ksmtop.recording import RecordingWriter
 
@@ -235,8 +217,13 @@ def record(args: argparse.Namespace) -> int:
                 args.output, overwrite=args.force, fsync=not args.no_fsync, interval_s=args.record_interval
             )
             try:
-                args.all = args.all or args.record_all
-                source = open_headless_source(args)  # this host (with libvirt when there), or a remote one
+                where = SourceOptions(
+                    root=str(args.root),
+                    all=args.all or args.record_all,
+                    connect=args.connect,
+                    no_libvirt=args.no_libvirt,
+                )
+                source = open_headless_source(where)  # this host (with libvirt when there), or a remote one
                 record_samples(
                     source,
                     writer,
