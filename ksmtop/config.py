@@ -30,6 +30,7 @@ COLUMN_NAMES = (
     "merged_percent",
     "ksm_zero_pages",
     "ksm_process_profit_bytes",
+    "unmerge_debt_bytes",
     "cpu_percent",
     "faults_per_s",
     "perf_faults_per_s",

@@ -2,7 +2,9 @@
 
 Definitions:
 - A *change* is a write to a KSM knob (run, pages_to_scan, sleep_millisecs, ...) or a guest starting or
-  stopping: it can move the saving, so convergence is judged from the last one on.
+  stopping: it can move the saving, so convergence is judged from the last one on. While the kernel's scan-time
+  advisor runs (advisor_mode=scan-time) it moves pages_to_scan by itself after every full scan: that is not a
+  change; switching the advisor on or off, or changing its own knobs, is.
 - *Scanned*: the guests' KSM rmap items (pages ksmd has visited at least once) over their resident anonymous
   pages, capped at 1.
 - *Converged*: KSM runs, at least CONVERGED_SCANS full scans completed since the last change, and pages_sharing
@@ -19,15 +21,18 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ksmtop.knobs import KNOBS
-from ksmtop.model import Snapshot
+from ksmtop.knobs import KNOBS, advisor_running
+from ksmtop.model import KsmState, Snapshot
 
 CONVERGED_CHANGE = 0.005
 CONVERGED_SCANS = 2
 
 
 def _knobs(snapshot: Snapshot) -> tuple:
-    return tuple(snapshot.ksm.values.get(name) for name in KNOBS)
+    """The knob values a change is judged by (pages_to_scan left out while the advisor sets it)."""
+    ksm = snapshot.ksm
+    advisor = advisor_running(ksm)
+    return tuple(None if advisor and name == "pages_to_scan" else ksm.values.get(name) for name in KNOBS)
 
 
 def _guest_set(snapshot: Snapshot) -> frozenset[tuple[int, int]]:
@@ -136,7 +141,8 @@ def _project(ends: list[int], current: int) -> tuple[int | None, int | None]:
 
 @dataclass(frozen=True, slots=True)
 class TradePoint:
-    """ksmd's cost and speed while one (pages_to_scan, sleep_millisecs) setting held."""
+    """ksmd's cost and speed while one (pages_to_scan, sleep_millisecs) setting held, or while the scan-time
+    advisor ran with one target and CPU ceiling (then ``pages_to_scan`` is the last value it chose)."""
 
     pages_to_scan: int
     sleep_millisecs: int
@@ -144,12 +150,37 @@ class TradePoint:
     ksmd_cpu_percent: float | None
     scanned_pages_per_s: float | None
     full_scan_seconds: float | None
+    advisor_target_scan_time: int | None = None
+    """Seconds the advisor aimed a full scan at (None: pages_to_scan was set by hand)."""
+    advisor_max_cpu: int | None = None
+    """The advisor's ksmd CPU ceiling, percent."""
+
+    @property
+    def setting(self) -> str:
+        """The setting in words: "1000" or "advisor (target 200 s, max 70% CPU)"."""
+        if self.advisor_target_scan_time is None:
+            return str(self.pages_to_scan)
+        return f"advisor (target {self.advisor_target_scan_time} s, max {self.advisor_max_cpu}% CPU)"
+
+
+def trade_key(ksm: KsmState) -> tuple[int | str | None, ...]:
+    """What one row of the price table holds constant: pages_to_scan and sleep_millisecs, or under the advisor
+    its target, CPU ceiling and bounds with sleep_millisecs (the pages_to_scan it chooses moves by itself)."""
+    if advisor_running(ksm):
+        names = (
+            "advisor_target_scan_time",
+            "advisor_max_cpu",
+            "advisor_min_pages_to_scan",
+            "advisor_max_pages_to_scan",
+        )
+        return ("advisor", *(ksm.get(name) for name in names), ksm.get("sleep_millisecs"))
+    return (ksm.get("pages_to_scan"), ksm.get("sleep_millisecs"))
 
 
 class TradeTracker:
     """The price table as snapshots arrive: one point per stretch of constant pages_to_scan/sleep_millisecs with
-    KSM running (finished stretches, then the running one). Fed once per sample, so the screen never walks its
-    history for it."""
+    KSM running (finished stretches, then the running one), or one per stretch of the scan-time advisor with
+    constant settings (``trade_key``). Fed once per sample, so the screen never walks its history for it."""
 
     MAX_POINTS = 100
 
@@ -157,7 +188,7 @@ class TradeTracker:
         self.finished: list[TradePoint] = []
         self._first: Snapshot | None = None
         self._last: Snapshot | None = None
-        self._key: tuple[int | None, int | None] = (None, None)
+        self._key: tuple[int | str | None, ...] = ()
         self._cpu_sum = 0.0
         self._cpu_count = 0
         self._full_scan: float | None = None
@@ -167,7 +198,7 @@ class TradeTracker:
         if not ksm.running:
             self._close()
             return
-        key = (ksm.get("pages_to_scan"), ksm.get("sleep_millisecs"))
+        key = trade_key(ksm)
         if self._first is not None and key != self._key:
             self._close()
         if self._first is None:
@@ -197,13 +228,17 @@ class TradeTracker:
             if seconds > 0 and scanned_0 is not None and scanned_1 is not None
             else None
         )
+        ksm = last.ksm
+        advisor = advisor_running(ksm)
         return TradePoint(
-            pages_to_scan=self._key[0] or 0,
-            sleep_millisecs=self._key[1] or 0,
+            pages_to_scan=ksm.get("pages_to_scan") or 0,
+            sleep_millisecs=ksm.get("sleep_millisecs") or 0,
             seconds=seconds,
             ksmd_cpu_percent=self._cpu_sum / self._cpu_count if self._cpu_count else None,
             scanned_pages_per_s=rate,
             full_scan_seconds=self._full_scan,
+            advisor_target_scan_time=ksm.get("advisor_target_scan_time") if advisor else None,
+            advisor_max_cpu=ksm.get("advisor_max_cpu") if advisor else None,
         )
 
     def _close(self) -> None:

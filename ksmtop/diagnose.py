@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from ksmtop.model import GuestSample, HostSample, KsmState
 
 if TYPE_CHECKING:
-    from ksmtop.collect.smaps import SmapsSummary
+    from ksmtop.collect.smaps import SmapsArea, SmapsSummary
 
 SIDE_CHANNEL_WARNING = (
     "KSM across mutually untrusted guests opens side channels (a guest can tell by timing which pages others hold, "
@@ -75,9 +75,14 @@ def diagnose(
     elif ksm.get("pages_to_scan") == 0 and ksm.values.get("advisor_mode", "none") == "none":
         reasons.append(Reason("ksm-off", "pages_to_scan is 0: ksmd wakes up but scans nothing"))
     largest = smaps.largest if smaps is not None else None
-    if largest is not None and largest.hugetlb:
+    hugetlb = _hugetlb_ram(smaps)
+    if hugetlb is not None:
         reasons.append(
-            Reason("hugetlb", f"guest RAM is on hugetlbfs ({largest.path or 'hugepages'}): KSM never merges huge pages")
+            Reason(
+                "hugetlb",
+                f"guest RAM is on hugetlbfs ({hugetlb.path or 'hugepages'}, {hugetlb.size // (1024 * 1024)} MiB): "
+                "KSM never scans hugetlbfs memory, so it cannot merge any of it",
+            )
         )
     elif largest is not None and largest.shared:
         backing = largest.path or "shared anonymous memory"
@@ -125,6 +130,18 @@ def diagnose(
     return Diagnosis(guest.pid, fraction, (Reason("content-differs", text),))
 
 
+def _hugetlb_ram(smaps: SmapsSummary | None) -> SmapsArea | None:
+    """The largest hugetlbfs area when hugetlbfs holds at least as much as the mergeable areas (the guest's RAM
+    is there: qemu's memory-backend-file on hugetlbfs, libvirt's <hugepages/>); None otherwise. Not simply the
+    largest area: under TCG qemu's translation buffer (1 GiB) can be larger than the guest's RAM."""
+    if smaps is None:
+        return None
+    areas = [area for area in smaps.areas if area.hugetlb]
+    if not areas or smaps.hugetlb_size_bytes < smaps.mergeable_size_bytes:
+        return None
+    return max(areas, key=lambda area: area.size)
+
+
 @dataclass(frozen=True, slots=True)
 class Capacity:
     available_bytes: int
@@ -139,9 +156,10 @@ class Capacity:
 def capacity(guest: GuestSample, host: HostSample) -> Capacity | None:
     """How many more guests like ``guest`` fit in MemAvailable, with and without KSM (None without a size).
 
-    Assumes a new guest merges as much as this one did so far: the estimate grows as merging converges.
+    Assumes a new guest merges as much as this one did so far: the estimate grows as merging converges. Its
+    hugetlbfs pages (which RSS leaves out and KSM never merges) count in both costs.
     """
-    without = guest.rss_bytes
+    without = guest.rss_bytes + (guest.hugetlb_bytes or 0)
     if without <= 0:
         return None
     merged = (guest.ksm_merging_pages or 0) * host.page_size

@@ -80,6 +80,25 @@ COUNTERS: dict[str, str] = {
 SLOW_SLEEP_MS = 60_000
 
 
+def advisor_running(state: KsmState) -> bool:
+    """True while the kernel's scan-time advisor sets pages_to_scan itself (advisor_mode other than none)."""
+    return state.values.get("advisor_mode") not in (None, "none")
+
+
+ADVISOR_SETS_IT = (
+    "the scan-time advisor sets pages_to_scan itself (advisor_mode=scan-time): the kernel refuses a write "
+    "(EINVAL) and the advisor would override it anyway; set advisor_mode=none first (that puts pages_to_scan "
+    "back to the kernel's default, 100)"
+)
+
+
+def advisor_note(name: str, state: KsmState | None) -> str | None:
+    """What to say before a knob is edited while the advisor runs (pages_to_scan is the advisor's)."""
+    if name == "pages_to_scan" and state is not None and advisor_running(state):
+        return ADVISOR_SETS_IT
+    return None
+
+
 def writable_knobs(state: KsmState) -> list[Knob]:
     """The writable knobs present on this kernel, in a stable order."""
     return [knob for name, knob in KNOBS.items() if name in state.values]
@@ -150,7 +169,7 @@ def explain_errno(name: str, err: int, value: str, state: KsmState | None = None
             )
         return f"kernel refused {name}={value}: busy (EBUSY)"
     if err == errno.EINVAL:
-        if name == "pages_to_scan" and state is not None and state.values.get("advisor_mode") not in (None, "none"):
+        if name == "pages_to_scan" and state is not None and advisor_running(state):
             return "kernel refused pages_to_scan (EINVAL): the scan-time advisor sets it; set advisor_mode=none first"
         return f"kernel refused {name}={value} (EINVAL): value not accepted"
     if err == errno.ENOENT:

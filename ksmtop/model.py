@@ -61,6 +61,33 @@ class GuestSample:
         default=None,
         metadata=_meta("faults/s", "page faults per second counted by perf software events (all threads)", "pFlt/s"),
     )
+    unmerge_debt_bytes: int | None = field(
+        default=None,
+        metadata=_meta(
+            "bytes",
+            "memory this process would need back if its merged pages were unmerged (it rewrites them, or KSM stops "
+            "for it): (ksm_merging_pages + ksm_zero_pages) x page size. An upper bound: the host needs less when "
+            "every guest unmerges at once (the kept copies, pages_shared, are reused), see KsmRates",
+            "Debt",
+        ),
+    )
+    anon_huge_bytes: int | None = field(
+        default=None,
+        metadata=_meta(
+            "bytes",
+            "transparent huge pages mapped (smaps_rollup AnonHugePages, read with PSS); KSM splits those it merges",
+            "THP",
+        ),
+    )
+    hugetlb_bytes: int | None = field(
+        default=None,
+        metadata=_meta(
+            "bytes",
+            "hugetlbfs pages mapped (smaps_rollup Private_Hugetlb + Shared_Hugetlb, read with PSS); KSM never scans "
+            "them, and RSS does not count them",
+            "Hugetlb",
+        ),
+    )
 
     def merged_bytes(self, page_size: int) -> int | None:
         """Merged pages in bytes."""
@@ -95,6 +122,14 @@ class HostSample:
     cow_ksm_per_s: float | None = field(default=None, metadata=_meta("breaks/s", "COW breaks of KSM pages per s"))
     trace_status: str | None = field(
         default=None, metadata=_meta("", "why KSM tracepoints or perf counters are not counted (None: counting)")
+    )
+    thp_enabled: str | None = field(
+        default=None,
+        metadata=_meta("", "transparent huge pages: always, madvise or never (/sys/kernel/mm/transparent_hugepage)"),
+    )
+    thp_defrag: str | None = field(
+        default=None,
+        metadata=_meta("", "THP defrag setting: always, defer, defer+madvise, madvise or never"),
     )
 
 
@@ -156,6 +191,33 @@ class KsmRates:
     measured_full_scan_seconds: float | None = field(
         default=None,
         metadata=_meta("s", "the last full scan, timed from ksm_start_scan to ksm_stop_scan", "Full scan (measured)"),
+    )
+    unmerge_debt_bytes: int | None = field(
+        default=None,
+        metadata=_meta(
+            "bytes",
+            "memory the host needs if every merged page were unmerged (run=2, KSM off at a restart, guests "
+            "rewriting their memory): (pages_sharing + ksm_zero_pages) x page size; compare with MemAvailable",
+            "Unmerge debt",
+        ),
+    )
+    advisor_scan_seconds: int | None = field(
+        default=None,
+        metadata=_meta(
+            "s", "the scan-time advisor's last full scan as it measured it (ksm:ksm_advisor scan_time)", "Adv. scan"
+        ),
+    )
+    advisor_pages_to_scan: int | None = field(
+        default=None,
+        metadata=_meta(
+            "pages", "pages_to_scan the advisor chose at its last adjustment (ksm:ksm_advisor)", "Adv. pages"
+        ),
+    )
+    advisor_cpu_percent: int | None = field(
+        default=None,
+        metadata=_meta(
+            "%", "ksmd CPU over the last full scan as the advisor measured it (ksm:ksm_advisor cpu_percent)", "Adv. CPU"
+        ),
     )
 
 

@@ -10,7 +10,7 @@ import dataclasses
 from pathlib import Path
 
 from ksmtop.collect.faults import FaultCounters, FaultCounts
-from ksmtop.collect.ksmtrace import KsmTracer, KsmTraceSample
+from ksmtop.collect.ksmtrace import AdvisorRecord, KsmTracer, KsmTraceSample
 from ksmtop.model import GuestSample, KsmRates
 
 MAX_FAULT_GUESTS = 64
@@ -26,6 +26,7 @@ class PerfCounting:
         self._opened = False
         self._trace: KsmTraceSample | None = None
         self._last_scan_s: float | None = None
+        self._advisor: AdvisorRecord | None = None
         self._fault_counts: dict[int, FaultCounts] = {}
 
     def close(self) -> None:
@@ -47,8 +48,9 @@ class PerfCounting:
             self.status = f"KSM tracepoints: {status.reason}"
         self.faults = FaultCounters(self.root)
 
-    def rates(self, rates: KsmRates) -> KsmRates:
-        """The tracepoint figures added to the sampler's rates."""
+    def rates(self, rates: KsmRates, advisor_on: bool = False) -> KsmRates:
+        """The tracepoint figures added to the sampler's rates (the advisor's last adjustment while
+        ``advisor_on``: one from before it was switched off is forgotten)."""
         if not self._opened:
             self._open()
         if self.tracer is None:
@@ -58,6 +60,11 @@ class PerfCounting:
             return rates
         if trace.scans:
             self._last_scan_s = trace.scans[-1].seconds
+        if trace.advisor:
+            self._advisor = trace.advisor[-1]
+        if not advisor_on:
+            self._advisor = None
+        advisor = self._advisor
         previous, self._trace = self._trace, trace
         per_s = trace.rates(previous) if previous is not None else {}
         return dataclasses.replace(
@@ -65,6 +72,9 @@ class PerfCounting:
             merges_per_s=per_s.get("merges_per_s"),
             unmerges_per_s=per_s.get("unmerges_per_s"),
             measured_full_scan_seconds=self._last_scan_s,
+            advisor_scan_seconds=None if advisor is None else advisor.scan_seconds,
+            advisor_pages_to_scan=None if advisor is None else advisor.pages_to_scan,
+            advisor_cpu_percent=None if advisor is None else advisor.cpu_percent,
         )
 
     def guests(self, guests: list[GuestSample]) -> list[GuestSample]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from ksmtop.format import human_bytes
 from ksmtop.model import GuestSample, HostSample, KsmRates, KsmState, Snapshot
 
 
@@ -15,12 +16,25 @@ def _rate(new: float | None, old: float | None, seconds: float) -> float | None:
     return (new - old) / seconds
 
 
-def guest_rates(guest: GuestSample, previous: Snapshot | None, interval: float | None, clock_ticks: int) -> GuestSample:
-    if previous is None or not interval:
-        return guest
-    old = previous.guest(guest.pid)
-    if old is None or old.start_ticks != guest.start_ticks:
-        return guest
+def guest_debt(guest: GuestSample, page_size: int) -> int | None:
+    """What the process would need back if its merged pages were unmerged: (merging + zero pages) x page size.
+
+    An upper bound for one guest on its own (each of its mappings of a merged page becomes a private copy again);
+    summed over guests it exceeds the host's debt by the kept copies (pages_shared), which are reused.
+    """
+    if guest.ksm_merging_pages is None:
+        return None
+    return (guest.ksm_merging_pages + (guest.ksm_zero_pages or 0)) * page_size
+
+
+def guest_rates(
+    guest: GuestSample, previous: Snapshot | None, interval: float | None, clock_ticks: int, page_size: int
+) -> GuestSample:
+    """Rates since the previous sample, and the guest's unmerge debt."""
+    debt = guest_debt(guest, page_size)
+    old = previous.guest(guest.pid) if previous is not None else None
+    if not interval or old is None or old.start_ticks != guest.start_ticks:
+        return guest if debt == guest.unmerge_debt_bytes else dataclasses.replace(guest, unmerge_debt_bytes=debt)
     faults = _rate(guest.minor_faults + guest.major_faults, old.minor_faults + old.major_faults, interval)
     cpu = _rate(guest.cpu_seconds, old.cpu_seconds, interval)
     return dataclasses.replace(
@@ -28,6 +42,7 @@ def guest_rates(guest: GuestSample, previous: Snapshot | None, interval: float |
         cpu_percent=None if cpu is None else max(0.0, 100.0 * cpu),
         faults_per_s=faults,
         merged_pages_per_s=_rate(guest.ksm_merging_pages, old.ksm_merging_pages, interval),
+        unmerge_debt_bytes=debt,
     )
 
 
@@ -39,6 +54,25 @@ def host_rates(host: HostSample, old: HostSample | None, interval: float | None)
         host,
         ksmd_cpu_percent=None if cpu is None else max(0.0, 100.0 * cpu),
         cow_ksm_per_s=_rate(host.cow_ksm, old.cow_ksm, interval),
+    )
+
+
+def debt_exceeds_available(snapshot: Snapshot) -> bool:
+    """True when unmerging everything (run=2) would need more memory than MemAvailable says there is."""
+    debt = snapshot.rates.unmerge_debt_bytes
+    return debt is not None and snapshot.host.mem_total_bytes > 0 and debt > snapshot.host.mem_available_bytes
+
+
+def unmerge_warning(snapshot: Snapshot) -> str | None:
+    """The question to ask before run=2 when unmerging would need more memory than is available (None: no risk
+    seen). Says both numbers."""
+    if not debt_exceeds_available(snapshot):
+        return None
+    debt, available = snapshot.rates.unmerge_debt_bytes, snapshot.host.mem_available_bytes
+    return (
+        f"run=2 unmerges every merged page: the host would need {human_bytes(debt)} back (the unmerge debt), "
+        f"but only {human_bytes(available)} is available (MemAvailable). Memory could run out and the OOM killer "
+        "wake up. Write run=2 anyway? (y writes it, n leaves run as it is)"
     )
 
 
@@ -77,6 +111,7 @@ def ksm_rates(
     full_scan_seconds = mergeable_pages / rate_for_estimate if rate_for_estimate and mergeable_pages else None
     return KsmRates(
         saving_bytes=saving,
+        unmerge_debt_bytes=saving,
         sharing_ratio=ratio,
         scan_rate_pages_per_s=scan_rate,
         measured_scan_pages_per_s=measured,

@@ -14,12 +14,13 @@ from pathlib import Path
 
 from ksmtop.collect.host import HostReader
 from ksmtop.collect.ksm import KsmReader
-from ksmtop.collect.procfs import ProcessTable, read_pss
+from ksmtop.collect.procfs import ProcessTable, Rollup, read_rollup
+from ksmtop.knobs import advisor_running
 from ksmtop.model import Event, GuestSample, Scope, Snapshot
 from ksmtop.perfcount import PerfCounting
 from ksmtop.rates import guest_rates, host_rates, ksm_rates
 
-PSS_MAX_AGE_S = 5.0  # the selected guest's PSS is re-read at most this often
+PSS_MAX_AGE_S = 5.0  # the selected guest's PSS (and huge pages, same file) is re-read at most this often
 
 
 class Sampler:
@@ -40,7 +41,7 @@ class Sampler:
         self._previous_monotonic = 0.0
         self._events: list[Event] = []
         self._lock = threading.Lock()
-        self._pss: dict[int, tuple[int, float]] = {}
+        self._pss: dict[int, tuple[Rollup, float]] = {}
         self.selected_pid: int | None = None
 
     def __enter__(self) -> Sampler:
@@ -84,7 +85,7 @@ class Sampler:
         rates = ksm_rates(ksm, host, previous.ksm if previous else None, interval, guests)
         host = host_rates(host, previous.host if previous else None, interval)
         if self.perf is not None:
-            rates = self.perf.rates(rates)
+            rates = self.perf.rates(rates, advisor_on=advisor_running(ksm))
             guests = self.perf.guests(guests)
             if self.perf.status:
                 host = dataclasses.replace(host, trace_status=self.perf.status)
@@ -97,7 +98,7 @@ class Sampler:
             host=host,
             ksm=ksm,
             rates=rates,
-            guests=tuple(guest_rates(g, previous, interval, host.clock_ticks) for g in guests),
+            guests=tuple(guest_rates(g, previous, interval, host.clock_ticks, host.page_size) for g in guests),
             events=events,
             is_root=self.is_root,
         )
@@ -106,7 +107,7 @@ class Sampler:
         return snapshot
 
     def _with_pss(self, guests: list[GuestSample], now: float) -> list[GuestSample]:
-        """Attach PSS: the selected guest's, re-read when older than PSS_MAX_AGE_S; a guest selected earlier
+        """Attach PSS and huge pages (smaps_rollup): the selected guest's, re-read when older than PSS_MAX_AGE_S; a guest selected earlier
         keeps its last figure, with its age. smaps_rollup walks the page tables (about 8 ms per GiB of RSS):
         reading every guest's in turn would cost a real host more CPU than the whole screen."""
         pids = {g.pid for g in guests}
@@ -120,11 +121,19 @@ class Sampler:
             if cached is None:
                 result.append(guest)
             else:
-                age = max(0.0, time.monotonic() - cached[1])
-                result.append(dataclasses.replace(guest, pss_bytes=cached[0], pss_age_s=round(age, 1)))
+                rollup, age = cached[0], max(0.0, time.monotonic() - cached[1])
+                result.append(
+                    dataclasses.replace(
+                        guest,
+                        pss_bytes=rollup.pss_bytes,
+                        pss_age_s=round(age, 1),
+                        anon_huge_bytes=rollup.anon_huge_bytes,
+                        hugetlb_bytes=rollup.hugetlb_bytes,
+                    )
+                )
         return result
 
     def _read_pss(self, pid: int) -> None:
-        value = read_pss(pid, self.root)
+        value = read_rollup(pid, self.root)
         if value is not None:
             self._pss[pid] = (value, time.monotonic())

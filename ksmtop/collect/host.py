@@ -1,4 +1,5 @@
-"""Host-wide figures: /proc/meminfo, cow_ksm from /proc/vmstat, and the ksmd kernel thread's CPU time.
+"""Host-wide figures: /proc/meminfo, cow_ksm from /proc/vmstat, the ksmd kernel thread's CPU time, and the
+transparent huge page settings (/sys/kernel/mm/transparent_hugepage/enabled and defrag).
 
 No UI imports. Every reader takes ``root`` (default "/").
 """
@@ -38,6 +39,19 @@ def parse_vmstat(text: str) -> dict[str, int]:
         except ValueError:
             continue
     return values
+
+
+THP_DIR = "sys/kernel/mm/transparent_hugepage"
+
+
+def selected_choice(text: str | None) -> str | None:
+    """The bracketed word of a sysfs choice file ("always [madvise] never" -> "madvise"); None when absent."""
+    if not text:
+        return None
+    start, end = text.find("["), text.find("]")
+    if start < 0 or end <= start:
+        return None
+    return text[start + 1 : end].strip() or None
 
 
 def find_ksmd(root: str | Path = "/") -> int | None:
@@ -113,4 +127,6 @@ class HostReader:
             ksmd_pid=self._ksmd_pid,
             ksmd_cpu_seconds=ksmd_cpu,
             ncpus=os.cpu_count() or 1,
+            thp_enabled=selected_choice(self._read(f"{THP_DIR}/enabled", 256)),
+            thp_defrag=selected_choice(self._read(f"{THP_DIR}/defrag", 256)),
         )

@@ -5,7 +5,10 @@ for every attempt, failed ones included, so they carry the filter "err == 0": th
 - ksm_merge_with_ksm_page (err == 0): a page merged into a KSM page (both pages of a new pair count).
 - ksm_merge_one_page (err == 0): a page merged with the zero page (only fires with use_zero_pages=1).
 - ksm_remove_ksm_page: a KSM page dropped (its last mapping unmerged or unmapped): "unmerges" here.
-- ksm_advisor: the scan-time advisor adjusted pages_to_scan (kernels with the advisor only).
+- ksm_advisor: the scan-time advisor adjusted pages_to_scan (kernels with the advisor only, 6.8+). It fires
+  once per full scan while advisor_mode is scan-time, so it is also sampled (period 1, raw record): the values
+  the advisor worked with, scan_time (s), the pages_to_scan it chose and ksmd's cpu_percent, reach the sample
+  (``KsmTraceSample.advisor``), at the offsets its tracefs format file gives.
 
 Full-scan durations, exactly: ksm_start_scan and ksm_stop_scan are also sampled (period 1, PERF_SAMPLE_TIME on
 CLOCK_MONOTONIC plus the raw record, which holds the scan's sequence number and its rmap item count) into one
@@ -41,6 +44,11 @@ from ksmtop.collect.perf import (
 
 COUNTED = ("ksm_merge_with_ksm_page", "ksm_merge_one_page", "ksm_remove_ksm_page", "ksm_advisor")
 SCAN_EVENTS = ("ksm_start_scan", "ksm_stop_scan")
+ADVISOR = "ksm_advisor"
+SAMPLED = (*SCAN_EVENTS, ADVISOR)
+"""Tracepoints recorded one by one into the ring buffer (the others are only counted)."""
+ADVISOR_FIELDS = {"scan_time": (8, "=q"), "pages_to_scan": (16, "=Q"), "cpu_percent": (24, "=I")}
+"""ksm_advisor's fields: default offsets (Linux 6.8 to 6.18) and struct formats; the format file's offsets win."""
 FILTERS = {"ksm_merge_with_ksm_page": "err == 0", "ksm_merge_one_page": "err == 0"}
 REQUIRED = ("ksm_start_scan", "ksm_stop_scan", "ksm_merge_with_ksm_page")
 RING_DATA_PAGES = 8  # 32 KiB per CPU: ~800 scan records between two reads
@@ -90,6 +98,20 @@ class ScanRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class AdvisorRecord:
+    """One adjustment of the scan-time advisor (ksm:ksm_advisor), at the end of a full scan."""
+
+    time_ns: int
+    """CLOCK_MONOTONIC."""
+    scan_seconds: int
+    """The full scan's time as the advisor measured it (whole seconds, at least 1)."""
+    pages_to_scan: int
+    """What it set pages_to_scan to."""
+    cpu_percent: int
+    """ksmd's CPU over that scan, as it measured it (at least 1)."""
+
+
+@dataclass(frozen=True, slots=True)
 class KsmTraceSample:
     """Cumulative counts since the tracer opened, plus the scans that completed since the previous read."""
 
@@ -98,6 +120,8 @@ class KsmTraceSample:
     scans: tuple[ScanRecord, ...] = ()
     scan_in_progress_since_ns: int | None = None
     lost_records: int = 0
+    advisor: tuple[AdvisorRecord, ...] = ()
+    """The advisor's adjustments since the previous read (oldest first)."""
 
     @property
     def merges(self) -> int:
@@ -118,6 +142,18 @@ class KsmTraceSample:
         rates["merges_per_s"] = (self.merges - previous.merges) / seconds
         rates["unmerges_per_s"] = (self.unmerges - previous.unmerges) / seconds
         return rates
+
+
+def advisor_record(stamp: int, raw: bytes, offsets: dict[str, int]) -> AdvisorRecord | None:
+    """The advisor's values from one raw ksm_advisor record at ``offsets`` (field name -> byte offset, from the
+    tracefs format file); None when the record is too short for them."""
+    values = {}
+    for name, (default, layout) in ADVISOR_FIELDS.items():
+        offset = offsets.get(name, default)
+        if len(raw) < offset + struct.calcsize(layout):
+            return None
+        (values[name],) = struct.unpack_from(layout, raw, offset)
+    return AdvisorRecord(stamp, values["scan_time"], values["pages_to_scan"], values["cpu_percent"])
 
 
 @dataclass
@@ -143,6 +179,7 @@ class KsmTracer:
         self._cpus: list[_Cpu] = []
         self._ids: dict[str, int] = {}
         self._offsets = {"seq": 8, "rmap_entries": 12}
+        self._advisor_offsets = {name: offset for name, (offset, _) in ADVISOR_FIELDS.items()}
         self._open_starts: dict[int, int] = {}
         self._lost = 0
 
@@ -174,6 +211,12 @@ class KsmTracer:
             self._offsets.update(field_offsets((events_dir / "ksm_stop_scan" / "format").read_text()))
         except OSError:
             pass
+        if ADVISOR in self._ids:
+            try:
+                found = field_offsets((events_dir / ADVISOR / "format").read_text())
+                self._advisor_offsets.update({name: found[name] for name in ADVISOR_FIELDS if name in found})
+            except OSError:
+                pass
         cpus = online_cpus(self.root)
         raise_nofile(len(cpus) * len(self._ids))
         try:
@@ -196,7 +239,9 @@ class KsmTracer:
         entry = _Cpu(cpu)
         try:
             leader = None
-            for name in SCAN_EVENTS:
+            for name in SAMPLED:
+                if name not in self._ids:
+                    continue  # ksm_advisor: only on kernels with the advisor
                 event = open_event(
                     PERF_TYPE_TRACEPOINT,
                     self._ids[name],
@@ -213,8 +258,8 @@ class KsmTracer:
                 else:
                     event.set_output(leader)
             for name in COUNTED:
-                if name not in self._ids:
-                    continue
+                if name not in self._ids or name in entry.counters:
+                    continue  # missing, or already opened sampled (its count is read the same way)
                 event = open_event(
                     PERF_TYPE_TRACEPOINT, self._ids[name], cpu=cpu, description=f"tracepoint ksm:{name} on CPU {cpu}"
                 )
@@ -242,7 +287,7 @@ class KsmTracer:
             return None
         now = time.monotonic_ns()
         counts: dict[str, int] = dict.fromkeys(self._ids, 0)
-        events: list[tuple[int, int, int, int]] = []  # (time, tracepoint id, seq, rmap items)
+        events: list[tuple[int, int, bytes]] = []  # (time, tracepoint id, raw record)
         try:
             for entry in self._cpus:
                 for name, event in entry.counters.items():
@@ -253,19 +298,23 @@ class KsmTracer:
             self.close()
             self.status = PerfStatus(False, f"reading the KSM tracepoints failed: {exc}")
             return None
-        scans = self._pair(sorted(events))
+        events.sort(key=lambda event: event[:2])
+        scans = self._pair(events)
         starts = self._open_starts.values()
+        advisor_id = self._ids.get(ADVISOR)
+        offsets = self._advisor_offsets
+        advisor = [advisor_record(stamp, raw, offsets) for stamp, type_id, raw in events if type_id == advisor_id]
         return KsmTraceSample(
             monotonic_ns=now,
             counts=counts,
             scans=tuple(scans),
             scan_in_progress_since_ns=max(starts) if starts else None,
             lost_records=self._lost,
+            advisor=tuple(record for record in advisor if record is not None),
         )
 
-    def _drain(self, ring: RingBuffer) -> list[tuple[int, int, int, int]]:
+    def _drain(self, ring: RingBuffer) -> list[tuple[int, int, bytes]]:
         found = []
-        seq_at, rmap_at = self._offsets["seq"], self._offsets["rmap_entries"]
         for kind, body in ring.records():
             if kind == PERF_RECORD_LOST:
                 self._lost += struct.unpack_from("=QQ", body)[1]
@@ -273,19 +322,22 @@ class KsmTracer:
             if kind != PERF_RECORD_SAMPLE or len(body) < 12:
                 continue
             stamp, raw_size = struct.unpack_from("=QI", body)
-            raw = body[12 : 12 + raw_size]
-            if len(raw) < max(seq_at, rmap_at) + 4:
+            raw = bytes(body[12 : 12 + raw_size])
+            if len(raw) < 2:
                 continue
             (type_id,) = struct.unpack_from("=H", raw)
-            (seq,) = struct.unpack_from("=i", raw, seq_at)
-            (rmap,) = struct.unpack_from("=I", raw, rmap_at)
-            found.append((stamp, type_id, seq, rmap))
+            found.append((stamp, type_id, raw))
         return found
 
-    def _pair(self, events: list[tuple[int, int, int, int]]) -> list[ScanRecord]:
+    def _pair(self, events: list[tuple[int, int, bytes]]) -> list[ScanRecord]:
         start_id, stop_id = self._ids["ksm_start_scan"], self._ids["ksm_stop_scan"]
+        seq_at, rmap_at = self._offsets["seq"], self._offsets["rmap_entries"]
         scans = []
-        for stamp, type_id, seq, rmap in events:
+        for stamp, type_id, raw in events:
+            if type_id not in (start_id, stop_id) or len(raw) < max(seq_at, rmap_at) + 4:
+                continue
+            (seq,) = struct.unpack_from("=i", raw, seq_at)
+            (rmap,) = struct.unpack_from("=I", raw, rmap_at)
             if type_id == start_id:
                 self._open_starts = {seq: stamp}  # one scan runs at a time; an older unmatched start is stale
             elif type_id == stop_id:

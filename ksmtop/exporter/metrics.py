@@ -127,7 +127,7 @@ HOST_METRICS: tuple[Metric, ...] = (
         "ksmtop_ksm_unmerge_debt_bytes",
         GAUGE,
         "Memory needed if every merged page were unmerged: (pages_sharing + ksm_zero_pages) x page size.",
-        "KsmRates.saving_bytes",
+        "KsmRates.unmerge_debt_bytes",
     ),
     Metric("ksmtop_host_memory_total_bytes", GAUGE, "MemTotal.", "/proc/meminfo"),
     Metric("ksmtop_host_memory_available_bytes", GAUGE, "MemAvailable.", "/proc/meminfo"),
@@ -169,6 +169,14 @@ GUEST_METRICS: tuple[Metric, ...] = (
         GAUGE,
         "Resident set size (still counts merged pages).",
         "/proc/PID/statm; libvirt on a remote host",
+        GUEST_LABELS,
+    ),
+    Metric(
+        "ksmtop_guest_unmerge_debt_bytes",
+        GAUGE,
+        "Memory the guest would need back if its merged pages were unmerged: (merged + zero pages) x page size; "
+        "an upper bound (the host's debt is smaller when all unmerge at once).",
+        "GuestSample.unmerge_debt_bytes",
         GUEST_LABELS,
     ),
     Metric("ksmtop_guest_anon_bytes", GAUGE, "Resident anonymous memory.", "/proc/PID/statm", GUEST_LABELS),
@@ -327,7 +335,7 @@ def host_families(snapshot: Snapshot) -> list[GaugeMetricFamily | CounterMetricF
     host = snapshot.host
     values: dict[str, float | int | None] = {
         "ksmtop_ksm_available": int(snapshot.ksm.available),
-        "ksmtop_ksm_unmerge_debt_bytes": snapshot.rates.saving_bytes,
+        "ksmtop_ksm_unmerge_debt_bytes": snapshot.rates.unmerge_debt_bytes,
         "ksmtop_host_memory_total_bytes": host.mem_total_bytes or None,
         "ksmtop_host_memory_available_bytes": host.mem_available_bytes if host.mem_total_bytes else None,
         "ksmtop_ksmd_cpu_seconds_total": host.ksmd_cpu_seconds,
@@ -353,6 +361,7 @@ def _guest_values(guest: ExportedGuest, page_size: int) -> dict[str, float | int
         "ksmtop_guest_merged_bytes": process.merged_bytes(page_size),
         "ksmtop_guest_zero_pages_bytes": None if zero is None else zero * page_size,
         "ksmtop_guest_profit_bytes": process.ksm_process_profit_bytes,
+        "ksmtop_guest_unmerge_debt_bytes": process.unmerge_debt_bytes,
         "ksmtop_guest_rss_bytes": process.rss_bytes,
         "ksmtop_guest_anon_bytes": process.anon_bytes,
         "ksmtop_guest_cpu_seconds_total": process.cpu_seconds,

@@ -26,6 +26,7 @@ from ksmtop.lab.paths import LabError, check_dir, runtime_dir, runtime_path
 from ksmtop.lab.qemu import (
     QEMU_BINARY,
     GuestFiles,
+    MemoryBackend,
     check_name,
     is_guest_process,
     launch,
@@ -152,10 +153,12 @@ class Lab:
         wait: bool = False,
         timeout: float = READY_TIMEOUT,
         mem_merge: bool = True,
+        memory_backend: MemoryBackend | None = None,
     ) -> LabGuest:
         """Start one lab guest (an error if it already runs); with ``wait``, wait for its agent.
 
         ``mem_merge=False`` starts it with qemu's -machine mem-merge=off: its RAM is not marked mergeable.
+        ``memory_backend``: its RAM from a hugetlbfs file or preallocated anonymous memory (qemu.MemoryBackend).
         """
         check_name(name)
         if not 64 <= memory_mib <= 65536:
@@ -167,7 +170,15 @@ class Lab:
         choice = self.accel(accel)
         files = GuestFiles(self.runtime / name)
         argv = qemu_argv(
-            name, files, image.kernel, image.initramfs, memory_mib, choice.accel, self.qemu, mem_merge=mem_merge
+            name,
+            files,
+            image.kernel,
+            image.initramfs,
+            memory_mib,
+            choice.accel,
+            self.qemu,
+            mem_merge=mem_merge,
+            memory_backend=memory_backend,
         )
         pid = launch(argv, files)
         ticks = start_ticks(pid)

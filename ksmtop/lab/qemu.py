@@ -53,6 +53,30 @@ class GuestFiles:
         return self.directory / "state.json"
 
 
+@dataclass(frozen=True, slots=True)
+class MemoryBackend:
+    """Guest RAM from an explicit qemu memory backend instead of qemu's default.
+
+    ``mem_path`` set: a file in that directory, a hugetlbfs mount (memory-backend-file, share=off): KSM never
+    scans hugetlbfs memory. ``mem_path`` None: anonymous memory (memory-backend-ram), which qemu marks for
+    transparent huge pages (MADV_HUGEPAGE) like its default RAM. ``prealloc`` touches every page at start: the
+    hugetlbfs pages are taken (qemu fails to start if the pool is short) and THP are allocated up front."""
+
+    mem_path: Path | None = None
+    prealloc: bool = True
+
+    def object_option(self, memory_mib: int) -> str:
+        options = [f"size={memory_mib}M", f"prealloc={'on' if self.prealloc else 'off'}"]
+        if self.mem_path is None:
+            return ",".join(["memory-backend-ram", f"id={BACKEND_ID}", *options])
+        return ",".join(
+            ["memory-backend-file", f"id={BACKEND_ID}", f"mem-path={_opt(self.mem_path)}", "share=off", *options]
+        )
+
+
+BACKEND_ID = "ram0"
+
+
 def check_name(name: str) -> str:
     if not GUEST_NAME.fullmatch(name):
         raise LabError(f"invalid guest name {name!r}: use letters, digits, '.', '_' and '-' (at most 63)")
@@ -68,17 +92,25 @@ def qemu_argv(
     accel: str,
     qemu: str = QEMU_BINARY,
     mem_merge: bool = True,
+    memory_backend: MemoryBackend | None = None,
 ) -> list[str]:
     """The qemu command line of a lab guest: direct kernel boot, agent and QMP sockets, mergeable RAM (unless
-    ``mem_merge`` is False: qemu's mem-merge=off, as libvirt's <nosharepages/> does)."""
+    ``mem_merge`` is False: qemu's mem-merge=off, as libvirt's <nosharepages/> does), and with
+    ``memory_backend`` its RAM from that backend (hugetlbfs, or anonymous memory allocated up front)."""
     check_name(name)
     for socket_path in (files.agent_socket, files.qmp_socket):
         if len(str(socket_path)) > _UNIX_PATH_MAX:
             raise LabError(f"socket path too long for a unix socket: {socket_path}")
+    machine = f"pc,mem-merge={'on' if mem_merge else 'off'}"
+    backend: list[str] = []
+    if memory_backend is not None:
+        machine += f",memory-backend={BACKEND_ID}"
+        backend = ["-object", memory_backend.object_option(memory_mib)]
     return [
         qemu,
         "-name", f"guest={name}",
-        "-machine", f"pc,mem-merge={'on' if mem_merge else 'off'}",
+        *backend,
+        "-machine", machine,
         "-accel", accel,
         "-m", str(memory_mib),
         "-smp", "1",

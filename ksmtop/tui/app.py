@@ -24,12 +24,14 @@ from ksmtop.convergence import TradeTracker, convergence
 from ksmtop.history import History
 from ksmtop.knobs import WriteResult
 from ksmtop.model import Event, Snapshot
+from ksmtop.rates import unmerge_warning
 from ksmtop.recording import RecordingWriter
 from ksmtop.source import Source
 from ksmtop.tui.base import SamplingApp
 from ksmtop.tui.guest_control import CONTROL_BINDINGS, GuestController
 from ksmtop.tui.insight import InsightController
 from ksmtop.tui.screens.columns import ColumnsScreen
+from ksmtop.tui.screens.controls import ConfirmScreen
 from ksmtop.tui.screens.help import HelpScreen
 from ksmtop.tui.screens.main import MainScreen
 from ksmtop.tui.screens.sharing import SharingScreen
@@ -322,7 +324,23 @@ class KsmTopApp(SamplingApp):
         self.redraw_selected()
 
     def on_tunables_panel_write_requested(self, message: TunablesPanel.WriteRequested) -> None:
-        source, name, value = self.source, message.name, message.value
+        """run=2 while the unmerge debt exceeds MemAvailable is asked about first; y writes it anyway."""
+        name, value, snapshot = message.name, message.value, self.view.snapshot
+        question = unmerge_warning(snapshot) if name == "run" and value == "2" and snapshot is not None else None
+        if question is None:
+            self._write_tunable(name, value)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._write_tunable(name, value)
+            else:
+                self.notify("run left as it is", title="Not written", markup=False)
+
+        self.push_screen(ConfirmScreen(question), answered)
+
+    def _write_tunable(self, name: str, value: str) -> None:
+        source = self.source
 
         def failed(exc: BaseException) -> None:  # never a traceback on the screen: the panel says what went wrong
             self._written(WriteResult(name, None, value, None, ok=False, message=f"write failed: {error_text(exc)}"))

@@ -101,6 +101,7 @@ COLUMNS: tuple[Column, ...] = (
     ),
     _from_field("ksm_zero_pages", _pages),
     _from_field("ksm_process_profit_bytes", _bytes),
+    _from_field("unmerge_debt_bytes", _bytes),
     _from_field("cpu_percent", _percent),
     _from_field("faults_per_s", _pages),
     _from_field("perf_faults_per_s", _pages),

@@ -1,4 +1,4 @@
-"""The selected guest in full: memory split, PSS, KSM figures and faults."""
+"""The selected guest in full: memory split, PSS, KSM figures, unmerge debt, huge pages and faults."""
 
 from __future__ import annotations
 
@@ -40,6 +40,18 @@ def _domain_only(domain: DomainSample, snapshot: Snapshot, control: str) -> list
 
 def _control_line(control: str) -> list[Text]:
     return [Text.assemble(("Control     ", ""), (control, "italic"))] if control else []
+
+
+def _debt(debt: int | None, merged: int | None, unknown_why: str) -> str:
+    """The guest's unmerge debt; a recording from before the figure existed has merged pages but no debt."""
+    if debt is not None:
+        return f"{human_bytes(debt)} if unmerged"
+    return "unknown" + unknown_why if merged is None else "– (not recorded)"
+
+
+def _rollup(value: int | None, unknown_why: str) -> str:
+    """A figure from smaps_rollup, read with PSS (pending until the first read)."""
+    return human_bytes(value) if value is not None else f"pending{unknown_why}"
 
 
 def _grid(cells: tuple[str, str, str, str]) -> Text:
@@ -84,6 +96,13 @@ def details_lines(row: GuestRow | None, snapshot: Snapshot, control: str = "", i
         ("Zero pages", human_count(guest.ksm_zero_pages), "Profit", human_bytes(guest.ksm_process_profit_bytes)),
         ("Mergeable", _yes_no(guest.ksm_mergeable), "Merge any", _yes_no(guest.ksm_merge_any)),
         (
+            "Debt",
+            _debt(guest.unmerge_debt_bytes, merged, unknown_why),
+            "Huge pages",
+            f"THP {_rollup(guest.anon_huge_bytes, unknown_why)}, hugetlbfs {_rollup(guest.hugetlb_bytes, unknown_why)}",
+        ),
+        ("Host THP", snapshot.host.thp_enabled or "–", "THP defrag", snapshot.host.thp_defrag or "–"),
+        (
             "Faults",
             f"{human_count(guest.minor_faults)} minor, {human_count(guest.major_faults)} major",
             "Rate",
@@ -101,7 +120,7 @@ def details_lines(row: GuestRow | None, snapshot: Snapshot, control: str = "", i
 
 class GuestDetails(LinesView):
     DEFAULT_CSS = """
-    GuestDetails { height: 12; padding: 0 1; border-top: solid $primary; }
+    GuestDetails { height: 14; padding: 0 1; border-top: solid $primary; }
     """
 
     def show_guest(self, row: GuestRow | None, snapshot: Snapshot, control: str = "", insight: str = "") -> None:

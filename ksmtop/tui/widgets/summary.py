@@ -10,7 +10,9 @@ from ksmtop.convergence import Convergence, convergence
 from ksmtop.diagnose import SIDE_CHANNEL_WARNING
 from ksmtop.format import human_bytes, human_count, human_rate, human_seconds, percent
 from ksmtop.history import History
+from ksmtop.knobs import advisor_running
 from ksmtop.model import Snapshot
+from ksmtop.rates import debt_exceeds_available
 from ksmtop.tui.widgets.lines import LinesView
 
 CONVERGENCE_WINDOW = 600  # samples (ten minutes at 1 s): enough to see several full scans
@@ -96,6 +98,8 @@ def summary_text(snapshot: Snapshot, source: str, history: History | None = None
     text.append(f"   full scans {human_count(ksm.get('full_scans'))}")
     if rates.full_scans_delta:
         text.append(f" (+{rates.full_scans_delta})", "green")
+    text.append("   ")
+    text.append(debt_text(snapshot))
     text.append("\n")
     text.append("ksmd ", "bold")
     text.append(f"{percent(host.ksmd_cpu_percent)} CPU")
@@ -112,6 +116,9 @@ def summary_text(snapshot: Snapshot, source: str, history: History | None = None
     text.append(f"   COW breaks {human_rate(host.cow_ksm_per_s, 'pages')}")
     if host.trace_status:
         text.append(f"   ({host.trace_status})", "dim")
+    if advisor_running(ksm):
+        text.append("\n")
+        text.append(advisor_text(snapshot))
     if merging is None and history is not None and len(history) and snapshot.mode != "remote":
         merging = merging_text(convergence(history.last(CONVERGENCE_WINDOW)), host.page_size)
     if merging is not None:
@@ -122,6 +129,51 @@ def summary_text(snapshot: Snapshot, source: str, history: History | None = None
         text.append("\n⚠ ", "bold yellow")
         text.append(SIDE_CHANNEL_WARNING, "yellow")
     return text
+
+
+def debt_text(snapshot: Snapshot) -> Text:
+    """'debt X of Y available': what unmerging every merged page would need back, beside MemAvailable; in the
+    warning style when it is more than there is (run=2 then risks the OOM killer)."""
+    debt = snapshot.rates.unmerge_debt_bytes
+    if debt is None:
+        return Text("unmerge debt –", "dim")
+    words = f"unmerge debt {human_bytes(debt)} of {human_bytes(snapshot.host.mem_available_bytes)} available"
+    if debt_exceeds_available(snapshot):
+        return Text(f"⚠ {words}: unmerging all would exhaust memory", "bold red")
+    return Text(words)
+
+
+def advisor_text(snapshot: Snapshot) -> Text:
+    """The scan-time advisor at work: the pages_to_scan it chose, the full-scan time against its target, ksmd's
+    CPU against its ceiling, and its last adjustment as the ksm:ksm_advisor tracepoint gave it."""
+    ksm, rates, host = snapshot.ksm, snapshot.rates, snapshot.host
+    text = Text("Advisor ", "bold")
+    text.append(f"{ksm.values.get('advisor_mode')}", "bold green")
+    text.append(f": pages_to_scan {_exact(ksm.get('pages_to_scan'))} chosen")
+    low, high = ksm.get("advisor_min_pages_to_scan"), ksm.get("advisor_max_pages_to_scan")
+    if low is not None and high is not None:
+        text.append(f" (between {low} and {high})")
+    scan = rates.measured_full_scan_seconds
+    how = "measured"
+    if scan is None:
+        scan, how = rates.full_scan_seconds, "estimated"
+    text.append(f"   full scan {human_seconds(scan)} {how}, target {_exact(ksm.get('advisor_target_scan_time'))} s")
+    text.append(f"   ksmd {percent(host.ksmd_cpu_percent)} CPU, max {ksm.get('advisor_max_cpu')}%")
+    if rates.advisor_pages_to_scan is not None:
+        text.append(
+            f"   last adjustment (ksm:ksm_advisor): scan {rates.advisor_scan_seconds} s, "
+            f"pages_to_scan {rates.advisor_pages_to_scan}, {rates.advisor_cpu_percent}% CPU",
+            "cyan",
+        )
+    elif host.trace_status:
+        text.append("   ksm:ksm_advisor not read: see the ksmd line", "dim")
+    else:
+        text.append("   no adjustment seen yet (it adjusts after each full scan)", "dim")
+    return text
+
+
+def _exact(value: int | None) -> str:
+    return "–" if value is None else str(value)
 
 
 def merging_text(state: Convergence, page_size: int) -> Text:
@@ -141,7 +193,7 @@ class Summary(LinesView):
     """Host memory, where the figures come from, KSM state and saving, ksmd's price, convergence."""
 
     DEFAULT_CSS = """
-    Summary { height: auto; max-height: 9; padding: 0 1; background: $boost; }
+    Summary { height: auto; max-height: 10; padding: 0 1; background: $boost; }
     """
 
     def show_text(self, text: Text) -> None:

@@ -18,12 +18,14 @@ from textual.widgets import Input, Label, Static
 
 from ksmtop.convergence import TradePoint
 from ksmtop.format import human_bytes, human_count, human_rate, human_seconds, percent
-from ksmtop.knobs import COUNTERS, KNOBS, TunableError, WriteResult, refusal_words, validate
+from ksmtop.knobs import COUNTERS, KNOBS, TunableError, WriteResult, advisor_note, refusal_words, validate
 from ksmtop.model import KsmState
 from ksmtop.tui.widgets.line_table import LineTable, TableColumn, TableRow
 
 TRADE_ROWS = 5
 EDITING = "editing…"
+ADVISOR_SETS = "set by the advisor"
+"""pages_to_scan's row while the scan-time advisor chooses it."""
 ANSWER_WIDTH = 34
 """The answer on a knob's row is cut to this many characters; the whole of it is below the table."""
 
@@ -105,12 +107,12 @@ class TunablesPanel(Vertical):
             cursor=False,
             zebra=False,
         )
-        yield Label("ksmd's price per setting (pages_to_scan / sleep_millisecs)", classes="title")
+        yield Label("ksmd's price per setting (pages_to_scan or the advisor)", classes="title")
         yield LineTable(
             tuple(
                 TableColumn(key, label, right=True)
                 for key, label in (
-                    ("pages", "pages"),
+                    ("pages", "setting"),
                     ("sleep", "sleep ms"),
                     ("cpu", "ksmd CPU"),
                     ("scanned", "scanned/s"),
@@ -168,6 +170,8 @@ class TunablesPanel(Vertical):
             elif name in state.values:
                 value = EDITING if name == self.editing else str(state.values[name])
                 answer, style = short_answer(self.answers.get(name))
+                if not answer and advisor_note(name, state):
+                    answer, style = ADVISOR_SETS, "dim"
                 rows.append(TableRow(name, (name, value, answer), style))
         self.knobs.set_rows(rows)
 
@@ -176,7 +180,7 @@ class TunablesPanel(Vertical):
         rows = []
         for index, point in enumerate(reversed(points[-TRADE_ROWS:])):
             cells = (
-                str(point.pages_to_scan),
+                point.setting,
                 str(point.sleep_millisecs),
                 percent(point.ksmd_cpu_percent),
                 human_rate(point.scanned_pages_per_s, "pages"),
@@ -216,6 +220,9 @@ class TunablesPanel(Vertical):
             allowed = f"{knob.minimum}–{knob.maximum}" + (f" {knob.unit}" if knob.unit else "")
         why = f" {self.unavailable[name]}." if name in self.unavailable else ""
         help_text = Text(f"{name}: {knob.description}. Accepts {allowed}.{why}")
+        note = advisor_note(name, self._state)
+        if note:
+            help_text.append(f"\n⚠ Now {note}.", "yellow")
         result = self.answers.get(name)
         if result is None:
             answer = Text("")
@@ -244,6 +251,9 @@ class TunablesPanel(Vertical):
         if name in self.unavailable:
             self.app.notify(f"{name}: {self.unavailable[name]}", severity="warning", markup=False)
             return
+        note = advisor_note(name, self._state)
+        if note:  # said before the write: the kernel will refuse it, and the advisor would override it
+            self.app.notify(note[0].upper() + note[1:], title="Scan-time advisor", severity="warning", markup=False)
         self.editing = name
         field = self.knob_input
         field.value = str(self._state.values.get(name, ""))
