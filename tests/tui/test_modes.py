@@ -66,7 +66,7 @@ def _run_as_nobody() -> dict:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to nobody")
-def test_non_root_is_read_only_with_a_banner():
+def test_non_root_is_read_only_with_a_banner(ksm_guard):  # the KSM lock: no other test moves the knob it reads
     before = Path("/sys/kernel/mm/ksm/pages_to_scan").read_text()
     seen = _run_as_nobody()
     assert "error" not in seen, seen
