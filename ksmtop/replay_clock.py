@@ -82,6 +82,12 @@ class ReplayClock(Generic[Frame]):
             self._target = max(0, min(index, self.last))
             return self._target
 
+    def hold(self) -> None:
+        """The next frame is this one again, unless a seek already chose another."""
+        with self._lock:
+            if self._target is None and self.index >= 0:
+                self._target = self.index
+
     def step(self, count: int) -> int:
         """Move ``count`` frames from where the next frame would be (steps pressed faster than frames are drawn
         add up)."""

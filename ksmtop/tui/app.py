@@ -151,7 +151,7 @@ class KsmTopApp(SamplingApp):
             self.notify(self.config_warning, title="Preferences", severity="warning", timeout=15)
         self.main.set_read_only(self.source.limits.tunables)
         self._set_banner(None)
-        if not self.loop.busy:  # a key pressed before the screen was ready (g in a replay) may have asked already
+        if not self.loop.started:  # a key pressed before the screen was ready (g in a replay) may have asked already
             self.sample_now()
 
     # --- sampling (SampleLoop's host) ---------------------------------------------------------------------
@@ -162,7 +162,9 @@ class KsmTopApp(SamplingApp):
         if not self.paused:
             self.sample_now()
 
-    def sample_job(self) -> Callable[[], object]:
+    def sample_job(self, advance: bool) -> Callable[[], object]:
+        if self.clock is not None and not advance:
+            self.clock.hold()  # a key asked: show the frame it chose (or this one), do not move on
         source, recorder = self.source, self.session.recorder  # read here, on the UI thread
 
         def job() -> tuple[Snapshot, RecordingWriter | None, str | None]:

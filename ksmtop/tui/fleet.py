@@ -187,7 +187,9 @@ class FleetApp(SamplingApp):
         self.loop.request()
 
     # --- the loop's host ----------------------------------------------------------------------------------
-    def sample_job(self) -> Callable[[], object]:
+    def sample_job(self, advance: bool) -> Callable[[], object]:
+        if self.clock is not None and not advance:
+            self.clock.hold()
         return self.source.sample
 
     def next_interval(self) -> float:

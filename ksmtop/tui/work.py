@@ -68,8 +68,10 @@ def in_thread(
 class SampleHost(Protocol):
     """What the loop needs from the app."""
 
-    def sample_job(self) -> Callable[[], object]:
-        """The blocking sample (called on the UI thread, so what it needs is read there; it runs in a thread)."""
+    def sample_job(self, advance: bool) -> Callable[[], object]:
+        """The blocking sample (called on the UI thread, so what it needs is read there; it runs in a thread).
+        ``advance``: the timer asks (a replay moves on a frame); else a key or a result asks (a replay shows
+        the frame it is at, or the one a key chose)."""
         ...
 
     def sample_landed(self, result: object, took_s: float) -> None: ...
@@ -89,19 +91,21 @@ class SampleLoop:
         self._timer: Timer | None = None
         self._running = False
         self._again = False
+        self._again_advance = False
         self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self.paused = False
 
-    def request(self) -> None:
+    def request(self, advance: bool = False) -> None:
         """A sample now (coalesced with one already running)."""
         self._stop_timer()
         if self._running:
             self._again = True
+            self._again_advance |= advance
             return
         self._running = True
         started = time.monotonic()
-        job, app = self._host.sample_job(), self._app
+        job, app = self._host.sample_job(advance), self._app
 
         def body() -> None:
             try:
@@ -130,6 +134,11 @@ class SampleLoop:
         """A sample is being taken (or asked for and not landed yet)."""
         return self._running
 
+    @property
+    def started(self) -> bool:
+        """A sample has been asked for at least once."""
+        return self._thread is not None
+
     def pause(self, paused: bool) -> None:
         self.paused = paused
         if paused:
@@ -154,14 +163,17 @@ class SampleLoop:
 
     def _next(self) -> None:
         if self._again:
-            self._again = False
-            self.request()
+            advance, self._again, self._again_advance = self._again_advance, False, False
+            self.request(advance)
         elif not self.paused:
             self._arm()
 
     def _arm(self) -> None:
         self._stop_timer()
-        self._timer = self._app.set_timer(self._host.next_interval(), self.request)
+        self._timer = self._app.set_timer(self._host.next_interval(), self._tick)
+
+    def _tick(self) -> None:
+        self.request(advance=True)
 
     def _stop_timer(self) -> None:
         if self._timer is not None:
