@@ -28,6 +28,7 @@ LIBVIRT_WAIT_S = 0.5
 """How long a sample waits for libvirt's answer before it shows the previous one (a hung libvirtd never stalls)."""
 NOT_ROOT = "not root: KSM tunables can only be changed by root"
 NOT_CONTROLLED = "guest controls are off here (another root than /)"
+CONTROLS_NOT_ASKED = "guest controls are off (this source was made without them)"
 SMAPS_MAX_AGE_S = 60.0
 """A guest's smaps (its memory areas: mergeable or not, hugetlbfs, shared) change rarely; the diagnosis that
 uses them is worked out every few seconds from the newest sample and smaps at most this old."""
@@ -56,8 +57,9 @@ class LiveSource:
         self.sampler = Sampler(root=root, scope=scope, perf=None if perf else False)
         self.root = root
         self.description = "live" if str(root) == "/" else f"live ({root})"
+        no_controls = NOT_CONTROLLED if str(root) != "/" else CONTROLS_NOT_ASKED
         self.limits = Limits(
-            tunables="" if self.sampler.is_root else NOT_ROOT, controls="" if controls else NOT_CONTROLLED
+            tunables="" if self.sampler.is_root else NOT_ROOT, controls="" if controls else no_controls
         )
         self._smaps: dict[tuple[int, int], tuple[SmapsSummary | None, float]] = {}
         self.watcher = None
