@@ -35,21 +35,6 @@ def one_line(stderr: str) -> str:
     return lines[0]
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 64 KiB tmpfs, mounted for the test and unmounted after it, whatever happens."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mount = tmp_path / "small"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "ksmtop-test", str(mount)], check=True)
-    try:
-        yield mount
-    finally:
-        if subprocess.run(["umount", str(mount)], check=False).returncode != 0:
-            subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
 def filled_up(mount: Path, leave: int) -> None:
     """Fill the disk until about ``leave`` bytes are free."""
     free = os.statvfs(mount).f_bavail * os.statvfs(mount).f_frsize

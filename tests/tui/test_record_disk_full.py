@@ -3,30 +3,12 @@ with one message naming the file, sampling goes on, and what was written before 
 
 from __future__ import annotations
 
-import os
-import subprocess
-
-import pytest
-
 from ksmtop.live import LiveSource
 from ksmtop.recording import read_recording
 from ksmtop.tui.app import KsmTopApp
 from tests.tui.conftest import wait_until, widget_text
 
 SIZE = (170, 48)
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mount = tmp_path / "small"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(mount)], check=True)
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 async def test_a_full_disk_stops_the_recording_not_the_screen(small_disk):
