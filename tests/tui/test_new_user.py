@@ -35,6 +35,31 @@ def test_bars_rise_from_zero_and_the_newest_is_on_the_right():
     assert bar_lines([-5.0, 5.0], width=2, height=1) == [" " + BLOCKS[-1]]  # negative values draw as zero
 
 
+async def test_a_sparkline_redraws_when_its_picture_changes_not_when_only_its_data_does():
+    from textual.app import App
+
+    from ksmtop.tui.widgets.trend import Trend
+
+    class One(App):
+        def compose(self):
+            yield Trend()
+
+    app = One()
+    async with app.run_test(size=(40, 4)) as pilot:
+        trend = app.query_one(Trend)
+        assert trend.size.width == 40
+        trend.show([100.0] * 40)  # a full window: one sample a column
+        await pilot.pause()
+        drawn = [trend.render_line(y).text for y in range(2)]
+        refreshes = []
+        trend.refresh = lambda *args, **kwargs: refreshes.append(args)  # type: ignore[method-assign]
+        trend.show([100.0] * 39 + [100.2])  # the window slid on a flat series: new data, the same picture
+        assert refreshes == [] and [trend.render_line(y).text for y in range(2)] == drawn
+        trend.show([100.0] * 38 + [100.2, 40.0])  # a drop the eye must see
+        assert len(refreshes) == 1
+        assert [trend.render_line(y).text for y in range(2)] != drawn
+
+
 async def test_the_rss_graph_of_a_recorded_session_starts_at_zero():
     app = KsmTopApp(ReplaySource(LIBVIRT_SESSION), interval=1.0)
     async with app.run_test(size=SIZE) as pilot:

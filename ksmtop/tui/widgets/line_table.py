@@ -154,6 +154,9 @@ class LineTable(ScrollView, can_focus=True):
         self._widths: tuple[int, ...] = ()
         self._lines: dict[int, Strip] = {}
         self._header: Strip | None = None
+        self._styles: dict[tuple[str, ...], Style] = {}
+        """The widget's style plus component styles, by component names: worked out once per rendering pass
+        (DOMNode.rich_style walks every ancestor; a pass draws many lines)."""
         self.cursor_row = 0
         self._measure()
 
@@ -290,40 +293,52 @@ class LineTable(ScrollView, can_focus=True):
         width = self.size.width
         self.refresh(*[Region(0, y, width, 1) for y in lines])
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._styles.clear()  # an ancestor's background may have changed since the last pass
+        return super().render_lines(crop)
+
     def render_line(self, y: int) -> Strip:
         width = self.size.width
         scroll_x, scroll_y = self.scroll_offset
-        base = self.rich_style
         if self.show_header and y == 0:
+            style = self._style("line-table--header")
             if self._header is None:
-                style = base + self.get_component_rich_style("line-table--header")
                 self._header = Strip([Segment(self._line_text(self._labels), style)])
             strip = self._header
-            style = base + self.get_component_rich_style("line-table--header")
         else:
             index = y - self.header_height + scroll_y
             if not 0 <= index < len(self._rows):
-                return Strip.blank(width, base)
+                return Strip.blank(width, self._style())
             strip = self._lines.get(index)
-            style = self._row_style(index, base)
+            style = self._row_style(index)
             if strip is None:
                 row = self._rows[index]
                 strip = self._lines[index] = Strip([Segment(self._line_text(row.cells), style)])
         return strip.crop(scroll_x, scroll_x + width).extend_cell_length(width, style)
 
-    def _row_style(self, index: int, base: Style) -> Style:
-        style = base
+    def _row_style(self, index: int) -> Style:
+        components = []
         if self.zebra and index % 2 == 0:
-            style += self.get_component_rich_style("line-table--even")
+            components.append("line-table--even")
         row_style = self._rows[index].style
         if row_style:
-            style += self.get_component_rich_style(f"line-table--{row_style}")
+            components.append(f"line-table--{row_style}")
         if self.has_cursor and index == self.cursor_row:
-            style += self.get_component_rich_style("line-table--cursor")
+            components.append("line-table--cursor")
+        return self._style(*components)
+
+    def _style(self, *components: str) -> Style:
+        style = self._styles.get(components)
+        if style is None:
+            style = self.rich_style
+            for component in components:
+                style += self.get_component_rich_style(component)
+            self._styles[components] = style
         return style
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
+        self._styles.clear()
         self._lines.clear()
         self._header = None
 

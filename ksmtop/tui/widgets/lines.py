@@ -38,6 +38,7 @@ class LinesView(Widget):
         self._screen_lines: list[Text] = []
         self._strips: dict[int, Strip] = {}
         self._width = 0
+        self._base: Style | None = None
 
     @property
     def text(self) -> str:
@@ -88,13 +89,17 @@ class LinesView(Widget):
         if self.content_size.width != self._width:
             self._rewrap()
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._base = None  # the style is worked out once per rendering pass (it walks every ancestor)
+        return super().render_lines(crop)
+
     def render_line(self, y: int) -> Strip:
         width = self.content_size.width
-        base = self.rich_style
         if not 0 <= y < len(self._screen_lines):
-            return Strip.blank(width, base)
+            return Strip.blank(width, self._style())
         strip = self._strips.get(y)
         if strip is None:
+            base = self._style()
             console = _console(max(width, 1))
             line = self._screen_lines[y]
             segments = [
@@ -102,6 +107,11 @@ class LinesView(Widget):
             ]
             strip = self._strips[y] = Strip(segments).adjust_cell_length(width, base)
         return strip
+
+    def _style(self) -> Style:
+        if self._base is None:
+            self._base = self.rich_style
+        return self._base
 
     def notify_style_update(self) -> None:
         super().notify_style_update()

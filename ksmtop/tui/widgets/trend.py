@@ -2,7 +2,7 @@
 
 Textual's Sparkline scales from the series' minimum to its maximum, which draws a flat 691 MiB with one 1 MiB
 bump as a wall. Here the scale is 0 to the maximum (said in the label above the graph), each column is the
-largest value of its bucket of samples, and two lines give 16 levels. Redrawn only when the data moves.
+largest value of its bucket of samples, and two lines give 16 levels. Redrawn only when the picture changes.
 """
 
 from __future__ import annotations
@@ -55,6 +55,8 @@ class Trend(Widget):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._values: tuple[float, ...] = ()
+        self._bars: tuple[tuple[int, int], list[str]] = ((0, 0), [])
+        """The bars drawn last, with the size they were drawn for."""
         self._lines: list[Strip] | None = None
 
     def show(self, values: Sequence[float]) -> None:
@@ -62,14 +64,19 @@ class Trend(Widget):
         if values == self._values:
             return
         self._values = values
+        size, bars = self._bars
+        if size == tuple(self.size) and bar_lines(values, *size) == bars:
+            return  # new data, same picture (a flat series, or a change below one level): nothing to redraw
         self._lines = None
         self.refresh()
 
     def render_line(self, y: int) -> Strip:
         width, height = self.size
-        if self._lines is None or len(self._lines) != height or (self._lines and self._lines[0].cell_length != width):
+        if self._lines is None or self._bars[0] != (width, height):
+            bars = bar_lines(self._values, width, height)
+            self._bars = ((width, height), bars)
             style = self.rich_style + self.get_component_rich_style("trend--bar")
-            self._lines = [Strip([Segment(text, style)]) for text in bar_lines(self._values, width, height)]
+            self._lines = [Strip([Segment(text, style)]) for text in bars]
         return self._lines[y] if 0 <= y < len(self._lines) else Strip.blank(width, self.rich_style)
 
     def notify_style_update(self) -> None:
