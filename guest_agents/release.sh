@@ -3,8 +3,9 @@
 # The guest frees the pages; the host keeps them until the guest reuses them (there is no balloon).
 # POSIX sh; runs under busybox. Started by ksmtop through qemu-guest-agent (guest-exec).
 set -eu
-if [ -e /dev/shm/ksmtop-fill ]; then
-    rm -f /dev/shm/ksmtop-fill
+fill=/dev/shm/ksmtop/fill
+if [ -e "$fill" ] && [ ! -L /dev/shm/ksmtop ]; then
+    rm -f "$fill"
     echo "release: fill removed"
 else
     echo "release: no fill to remove"
