@@ -37,10 +37,10 @@ async def goto(pilot, app: KsmTopApp, index: int) -> None:
 
 @pytest.mark.ksm
 async def test_replay_shows_the_numbers_the_live_screen_saw(tmp_path, ksm_guard, mergeable_processes):
+    ksm_guard.set(run=0)  # before the processes start: KSM may be running on this host and merge them at once
+    ksm_guard.set(pages_to_scan=5000, sleep_millisecs=10)
     procs = [mergeable_processes(mib=8, fill="same", name=f"replay{i}") for i in range(2)]
     pids = [p.pid for p in procs]
-    ksm_guard.set(run=0)
-    ksm_guard.set(pages_to_scan=5000, sleep_millisecs=10)
     path = tmp_path / "live.jsonl.gz"
     live = []
     source = LiveSource(scope="ksm")
