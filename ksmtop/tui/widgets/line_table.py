@@ -247,10 +247,14 @@ class LineTable(ScrollView, can_focus=True):
         raise KeyError(key)
 
     def _measure(self) -> bool:
-        """Column widths from the labels and cells; True when they changed."""
+        """Column widths from the labels and cells; True when they changed. Widths only grow (until the columns
+        change): a figure that gets a digit shorter must not move every column after it, and a width change
+        costs a layout and a redraw of the whole table."""
         widths = [
             max(column.min_width, cell_len(label)) for column, label in zip(self._columns, self._labels, strict=True)
         ]
+        if len(self._widths) == len(widths):
+            widths = [max(old, new) for old, new in zip(self._widths, widths, strict=True)]
         for row in self._rows:
             for index, cell in enumerate(row.cells[: len(widths)]):
                 length = len(cell) if cell.isascii() else cell_len(cell)
