@@ -32,6 +32,8 @@ from tests.support.mergeable import start_guest_like, stop_all  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 WARM_UP_S = 10.0
+"""Default wait before measuring: the screen is drawn and merging has started. The graphs still fill then (a new
+column every sample until the window is full); --warm-up 120 measures the screen as it runs for hours."""
 
 
 def cpu_seconds(pid: int) -> float:
@@ -77,7 +79,7 @@ def measure(guests: int, args: argparse.Namespace, ksmtop: str) -> dict:
             session = f"{tag}-{name}"
             sessions.append(session)
             pids[name] = start_in_tmux(session, program, args.size)
-        time.sleep(WARM_UP_S)
+        time.sleep(args.warm_up)
         screen = tmux("capture-pane", "-p", "-t", sessions[0])
         counted = re.search(r"\b(\d+) guests,", screen)
         shown = counted is not None and int(counted.group(1)) == guests  # no other qemu on the host in the picture
@@ -106,6 +108,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--guests", type=int, nargs="+", default=[0, 3, 50])
     parser.add_argument("--seconds", type=float, default=60.0, help="measuring window per guest count")
+    parser.add_argument("--warm-up", type=float, default=WARM_UP_S, help="seconds between start and measuring")
     parser.add_argument("--interval", type=float, default=1.0, help="ksmtop's and htop's refresh interval")
     parser.add_argument("--size", default="200x50", help="terminal size, COLUMNSxLINES")
     parser.add_argument("--mib", type=int, default=4, help="mergeable memory per stand-in")
@@ -127,7 +130,9 @@ def main() -> int:
     try:
         guard.set(run=1, pages_to_scan=1000, sleep_millisecs=20)
         for guests in args.guests:
-            print(f"measuring {guests} guests for {args.seconds:g} s (after {WARM_UP_S:g} s warm-up) ...", flush=True)
+            print(
+                f"measuring {guests} guests for {args.seconds:g} s (after {args.warm_up:g} s warm-up) ...", flush=True
+            )
             results.append(measure(guests, args, args.ksmtop))
     finally:
         guard.restore()
@@ -136,7 +141,7 @@ def main() -> int:
     cols, lines = args.size
     print(
         f"\nksmtop vs htop, % of one core, interval {args.interval:g} s, terminal {cols}x{lines}, "
-        f"{os.cpu_count()} CPUs, KSM running (pages_to_scan 1000), stand-ins: {args.mib} MiB same-data memory, "
+        f"{os.cpu_count()} CPUs, measured after {args.warm_up:g} s, KSM running (pages_to_scan 1000), stand-ins: {args.mib} MiB same-data memory, "
         f"{args.churn} pages rewritten/s each, libvirt {'off' if args.no_libvirt else 'on'}"
     )
     print(f"{'guests':>6} {'ksmtop %':>9} {'htop %':>7} {'ratio':>7}  {'target':<22} conditions")
