@@ -78,7 +78,7 @@ def details_lines(row: GuestRow | None, snapshot: Snapshot, control: str = "", i
     page = snapshot.host.page_size
     merged = guest.ksm_merging_pages
     unknown_why = "" if snapshot.is_root else " (root only)"
-    pss = human_bytes(guest.pss_bytes) if guest.pss_bytes is not None else f"pending{unknown_why}"
+    pss = _rollup(guest.pss_bytes, unknown_why)
     if guest.pss_age_s is not None and guest.pss_age_s >= 10:  # re-read every 5 s while selected
         pss += f" ({guest.pss_age_s // 10 * 10:.0f} s old)"
     title = Text(guest.name, style="bold")

@@ -342,7 +342,6 @@ class LineTable(ScrollView, can_focus=True):
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
-        self._styles.clear()
         self._lines.clear()
         self._header = None
 

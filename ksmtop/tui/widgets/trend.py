@@ -64,19 +64,21 @@ class Trend(Widget):
         if values == self._values:
             return
         self._values = values
-        size, bars = self._bars
-        if size == tuple(self.size) and bar_lines(values, *size) == bars:
+        size = (self.size.width, self.size.height)
+        bars = bar_lines(values, *size)
+        if (size, bars) == self._bars:
             return  # new data, same picture (a flat series, or a change below one level): nothing to redraw
+        self._bars = (size, bars)
         self._lines = None
         self.refresh()
 
     def render_line(self, y: int) -> Strip:
         width, height = self.size
         if self._lines is None or self._bars[0] != (width, height):
-            bars = bar_lines(self._values, width, height)
-            self._bars = ((width, height), bars)
+            if self._bars[0] != (width, height):  # resized since show(): the bars are drawn for the new size
+                self._bars = ((width, height), bar_lines(self._values, width, height))
             style = self.rich_style + self.get_component_rich_style("trend--bar")
-            self._lines = [Strip([Segment(text, style)]) for text in bars]
+            self._lines = [Strip([Segment(text, style)]) for text in self._bars[1]]
         return self._lines[y] if 0 <= y < len(self._lines) else Strip.blank(width, self.rich_style)
 
     def notify_style_update(self) -> None:
