@@ -41,7 +41,7 @@ class Sampler:
         self._previous_monotonic = 0.0
         self._events: list[Event] = []
         self._lock = threading.Lock()
-        self._pss: dict[int, tuple[Rollup, float]] = {}
+        self._rollups: dict[int, tuple[Rollup, float]] = {}
         self.selected_pid: int | None = None
 
     def __enter__(self) -> Sampler:
@@ -81,7 +81,7 @@ class Sampler:
         ksm = self.ksm_reader.read()
         previous = self._previous
         interval = now_monotonic - self._previous_monotonic if previous else None
-        guests = self._with_pss(guests, now_monotonic)
+        guests = self._with_rollup(guests, now_monotonic)
         rates = ksm_rates(ksm, host, previous.ksm if previous else None, interval, guests)
         host = host_rates(host, previous.host if previous else None, interval)
         if self.perf is not None:
@@ -106,22 +106,23 @@ class Sampler:
         self._previous_monotonic = now_monotonic
         return snapshot
 
-    def _with_pss(self, guests: list[GuestSample], now: float) -> list[GuestSample]:
-        """Attach PSS and huge pages (smaps_rollup): the selected guest's, re-read when older than PSS_MAX_AGE_S; a guest selected earlier
-        keeps its last figure, with its age. smaps_rollup walks the page tables (about 8 ms per GiB of RSS):
-        reading every guest's in turn would cost a real host more CPU than the whole screen."""
+    def _with_rollup(self, guests: list[GuestSample], now: float) -> list[GuestSample]:
+        """Attach PSS and huge pages (smaps_rollup): the selected guest's, re-read when older than PSS_MAX_AGE_S;
+        a guest selected earlier keeps its last figures, with their age. smaps_rollup walks the page tables
+        (about 8 ms per GiB of RSS): reading every guest's in turn would cost a real host more CPU than the whole
+        screen."""
         pids = {g.pid for g in guests}
-        self._pss = {pid: value for pid, value in self._pss.items() if pid in pids}
+        self._rollups = {pid: value for pid, value in self._rollups.items() if pid in pids}
         selected = self.selected_pid
-        if selected in pids and now - self._pss.get(selected, (0, -1e9))[1] >= PSS_MAX_AGE_S:
-            self._read_pss(selected)
+        if selected in pids and now - self._rollups.get(selected, (0, -1e9))[1] >= PSS_MAX_AGE_S:
+            self._read_rollup(selected)
         result = []
         for guest in guests:
-            cached = self._pss.get(guest.pid)
+            cached = self._rollups.get(guest.pid)
             if cached is None:
                 result.append(guest)
             else:
-                rollup, age = cached[0], max(0.0, time.monotonic() - cached[1])
+                rollup, age = cached[0], max(0.0, now - cached[1])
                 result.append(
                     dataclasses.replace(
                         guest,
@@ -133,7 +134,7 @@ class Sampler:
                 )
         return result
 
-    def _read_pss(self, pid: int) -> None:
+    def _read_rollup(self, pid: int) -> None:
         value = read_rollup(pid, self.root)
         if value is not None:
-            self._pss[pid] = (value, time.monotonic())
+            self._rollups[pid] = (value, time.monotonic())
