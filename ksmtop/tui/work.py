@@ -52,6 +52,17 @@ def in_thread(
     An exception in ``call`` never reaches Textual's worker machinery (which would end the app): it goes to
     ``failed``, or is dropped when there is none (a hint that could not be worked out is no error)."""
 
+    app.run_worker(
+        reporting(app, call, then, failed), thread=True, group=group, exclusive=exclusive, exit_on_error=False
+    )
+
+
+def reporting(
+    app: App[Any], call: Callable[[], T], then: Callable[[T], None], failed: Callable[[BaseException], None] | None
+) -> Callable[[], None]:
+    """What a thread runs: ``call()``, then ``then(result)`` or ``failed(exception)`` posted to the UI thread as
+    a Finished message. No exception leaves it."""
+
     def body() -> None:
         try:
             result = call()
@@ -62,7 +73,7 @@ def in_thread(
             return
         app.post_message(Finished(lambda: then(result)))
 
-    app.run_worker(body, thread=True, group=group, exclusive=exclusive, exit_on_error=False)
+    return body
 
 
 class SampleHost(Protocol):
@@ -105,16 +116,13 @@ class SampleLoop:
             return
         self._running = True
         started = time.monotonic()
-        job, app = self._host.sample_job(advance), self._app
-
-        def body() -> None:
-            try:
-                result = job()
-            except Exception as exc:  # a collector bug must not end the screen: said in the status line
-                app.post_message(Finished(lambda error=exc: self._failed(error)))
-                return
-            app.post_message(Finished(lambda: self._landed(result, time.monotonic() - started)))
-
+        # a collector bug must not end the screen: it is said in the status line
+        body = reporting(
+            self._app,
+            self._host.sample_job(advance),
+            lambda result: self._landed(result, time.monotonic() - started),
+            self._failed,
+        )
         if self._thread is None:
             self._thread = threading.Thread(target=self._serve, name="ksmtop-sampling", daemon=True)
             self._thread.start()
