@@ -46,6 +46,12 @@ def safe(text: object, limit: int = TEXT_LIMIT) -> str:
     return text
 
 
+def one_line(text: object, limit: int = TEXT_LIMIT) -> str:
+    """safe() of a text that may span lines (an error from a daemon or a peer): whitespace runs, newlines
+    included, become one space first, so the message reads as one line rather than with escaped newlines."""
+    return safe(" ".join(str(text).split()), limit)
+
+
 def safe_name(text: object) -> str:
     """A name (guest, domain, host, process): safe() with the shorter NAME_LIMIT."""
     return safe(text, NAME_LIMIT)

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ksmtop.safetext import safe
+from ksmtop.safetext import one_line, safe
 
 MAX_LINE_BYTES = 64 * 1024 * 1024
 """Upper bound on one JSON line (guest-exec-status can carry up to 16 MiB of output, base64-encoded)."""
@@ -162,7 +162,7 @@ class JsonClient:
                 raise self.closed_error(f"{self.channel} {safe(self.socket_path)} closed during {command}") from exc
             except (OSError, ValueError) as exc:
                 self._drop()
-                detail = safe(" ".join(str(exc).split()))  # a JSON error quotes what the peer sent
+                detail = one_line(exc)  # a JSON error quotes what the peer sent
                 raise self.error(f"{self.channel} {safe(self.socket_path)}: {detail}") from exc
 
     def _connected(self, deadline: float) -> JsonSocket:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ksmtop.collect._jsonsock import JsonClient, JsonSocket
-from ksmtop.safetext import safe
+from ksmtop.safetext import one_line
 
 DEFAULT_TIMEOUT = 5.0
 FILE_CHUNK_BYTES = 48 * 1024
@@ -214,7 +214,7 @@ def _b64(value: object) -> bytes:
 
 def _one_line(value: object) -> str:
     text = str(value) if not isinstance(value, bytes) else value.decode(errors="replace")
-    return safe(" ".join(text.split()), 300)
+    return one_line(text, 300)
 
 
 __all__ = ["AgentDisconnected", "AgentError", "AgentTimeout", "ExecStatus", "GuestAgent"]

@@ -23,7 +23,7 @@ from typing import Any
 
 from ksmtop.collect.procfs import is_qemu_comm, iter_pids, read_cmdline
 from ksmtop.model import DomainSample
-from ksmtop.safetext import safe, safe_name
+from ksmtop.safetext import one_line, safe_name
 
 DEFAULT_URI = "qemu:///system"
 RECONNECT_EVERY_S = 2.0
@@ -96,7 +96,7 @@ def _uuid_arg(argv: list[str]) -> str | None:
 
 def _words(exc: Exception) -> str:
     message = getattr(exc, "get_error_message", lambda: None)() or str(exc)
-    return safe(" ".join(str(message).split()))
+    return one_line(message)
 
 
 DomainRef = str | DomainSample

@@ -129,11 +129,7 @@ def read_pagemap(
 
 def distinct(values: np.ndarray) -> np.ndarray:
     """Sorted distinct values (np.unique through one sort: numpy 2.4's np.unique is ~60x slower on 1M uint64)."""
-    ordered = np.sort(values)
-    keep = np.empty(ordered.size, dtype=bool)
-    keep[:1] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
-    return ordered[keep]
+    return distinct_sorted(np.sort(values))
 
 
 def distinct_sorted(ordered: np.ndarray) -> np.ndarray:
@@ -328,10 +324,7 @@ def sharing(
             )
         )
     error = "; ".join(errors.values()) or None
-    report = SharingReport(
-        tuple(guests), owners.pairs(), time.perf_counter() - began, exact, int(candidates.size), error
-    )
-    return report
+    return SharingReport(tuple(guests), owners.pairs(), time.perf_counter() - began, exact, int(candidates.size), error)
 
 
 def candidate_pfns(keys: np.ndarray, pfns: np.ndarray, exact: bool) -> np.ndarray:
@@ -374,7 +367,7 @@ class KsmOwners:
             bit = self.bits[pid] = len(self.bits)
             self.masks[index[hit]] |= np.uint64(1 << bit)  # repeated indices set the same bit: harmless
         else:
-            self.sets[pid] = distinct(pfns[hit])
+            self.sets[pid] = distinct_sorted(pfns[hit])  # a guest's PFNs come sorted
         return int(hit.sum())
 
     def distinct(self, pid: int) -> int:

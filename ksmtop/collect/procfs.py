@@ -522,9 +522,9 @@ def read_rollup(pid: int, root: str | Path = "/") -> Rollup | None:
     try:
         with open(Path(root) / "proc" / str(pid) / "smaps_rollup", "rb") as handle:
             for line in handle:
-                key = line.split(None, 1)[0] if line.strip() else b""
-                if key in ROLLUP_KEYS:
-                    values[key] = int(line.split()[1]) * 1024
+                words = line.split()
+                if words and words[0] in ROLLUP_KEYS:
+                    values[words[0]] = int(words[1]) * 1024
     except (OSError, ValueError, IndexError):
         return None
     if b"Pss:" not in values:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ksmtop.collect._jsonsock import JsonClient, JsonSocket
-from ksmtop.safetext import safe
+from ksmtop.safetext import one_line
 
 DEFAULT_TIMEOUT = 5.0
 
@@ -49,7 +49,7 @@ class QmpClient(JsonClient):
         answer = self._exchange(name, arguments, timeout)
         if "error" in answer:
             error = answer["error"] if isinstance(answer["error"], dict) else {}
-            desc = safe(" ".join(str(error.get("desc", "unknown error")).split()), 300)
+            desc = one_line(error.get("desc", "unknown error"), 300)
             raise QmpError(f"QEMU refused {name}: {desc}")
         return answer.get("return")
 
