@@ -14,10 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ksmtop.collect.ksm import read_ksm, write_tunable
-from ksmtop.knobs import KNOBS, WriteResult
-
-NEED_UNMERGE = ("merge_across_nodes", "max_page_sharing")
-"""Knobs the kernel changes only while nothing is merged (EBUSY otherwise)."""
+from ksmtop.knobs import KNOBS, UNMERGE_FIRST, WriteResult
 
 
 class KnobSnapshot:
@@ -60,15 +57,15 @@ class KnobSnapshot:
                 refused[name] = result.message
 
         now = self.current()
-        if any(name in self.values and now.get(name) != self.values[name] for name in NEED_UNMERGE):
+        if any(name in self.values and now.get(name) != self.values[name] for name in UNMERGE_FIRST):
             put("run", "2")
-        for name in NEED_UNMERGE:
+        for name in UNMERGE_FIRST:
             put(name)
         advisor = self.values.get("advisor_mode", "none")
         if advisor == "none":
             put("advisor_mode")
         for name in self.values:
-            if name in ("run", "advisor_mode", *NEED_UNMERGE) or (name == "pages_to_scan" and advisor != "none"):
+            if name in ("run", "advisor_mode", *UNMERGE_FIRST) or (name == "pages_to_scan" and advisor != "none"):
                 continue
             put(name)
         if advisor != "none":

@@ -66,6 +66,7 @@ def models(result: StudyResult, metric: str = "guests_pss_bytes") -> list[Worklo
         zero, fixed = 0.0, float(baseline or 0)
     else:
         zero, fixed = baseline, 0.0
+    sizes = host_sizes(result)
     out = []
     for workload in result.meta["plan"]["workloads"]:
         points = {}
@@ -78,7 +79,7 @@ def models(result: StudyResult, metric: str = "guests_pss_bytes") -> list[Worklo
                     workload,
                     points["off"],
                     points["on"],
-                    host_sizes(result),
+                    sizes,
                     metric=metric,
                     zero=zero,
                     fixed_bytes=fixed,

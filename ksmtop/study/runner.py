@@ -32,10 +32,11 @@ from ksmtop import __version__
 from ksmtop.collect.agent import AgentError
 from ksmtop.collect.ksm import WriteResult, read_ksm, write_tunable
 from ksmtop.convergence import convergence
+from ksmtop.knobs import advisor_running
 from ksmtop.lab import Lab, LabError, LabGuest, start_workload
 from ksmtop.lab.accel import AccelChoice, choose_accel
 from ksmtop.lab.paths import runtime_dir
-from ksmtop.lab.qemu import start_ticks
+from ksmtop.lab.qemu import send_signal, start_ticks, wait_gone
 from ksmtop.lab.workloads import WorkloadRun
 from ksmtop.model import Event
 from ksmtop.recording import RecordingWriter
@@ -69,7 +70,6 @@ class Progress:
     guests: int | None = None
     detail: str = ""
     done_units: int = 0
-    total_units: int = 1
 
 
 @dataclass
@@ -306,8 +306,7 @@ class StudyRunner:
         while True:
             snapshot = thread.wait_next(index)
             index += 1
-            merged = sum(g.ksm_merging_pages or 0 for g in snapshot.guests)
-            if (snapshot.ksm.get("pages_sharing") or 0) == 0 and merged == 0:
+            if (snapshot.ksm.get("pages_sharing") or 0) == 0 and snapshot.total_guest_merged_pages == 0:
                 break
             if time.monotonic() >= deadline:
                 raise StudyError(f"pages still merged {UNMERGE_TIMEOUT_S:g} s after run=2")
@@ -324,13 +323,11 @@ class StudyRunner:
     # -- knobs ------------------------------------------------------------------------------------------------
 
     def _set_study_knobs(self) -> None:
-        state = read_ksm()
-        if state.values.get("advisor_mode") not in (None, "none"):
+        if advisor_running(read_ksm()):
             self._write("advisor_mode", "none")  # the scan-time advisor would refuse pages_to_scan (EINVAL)
         self._write("pages_to_scan", str(self.plan.pages_to_scan))
         self._write("sleep_millisecs", str(self.plan.sleep_millisecs))
-        values = read_ksm().values
-        self.result.meta["knobs_study"] = {k: str(values[k]) for k in self.knobs.values if k in values}
+        self.result.meta["knobs_study"] = self.knobs.current()
 
     def _write(self, name: str, value: str) -> WriteResult:
         result = self._write_knob(name, value)
@@ -392,9 +389,8 @@ class StudyRunner:
             except (OSError, ValueError, KeyError, TypeError):
                 continue
             if start_ticks(pid) == ticks:
-                os.kill(pid, signal.SIGKILL)
-                time.sleep(0.5)
-                if start_ticks(pid) == ticks:
+                send_signal(pid, ticks, signal.SIGKILL)
+                if not wait_gone(pid, ticks, 0.5):
                     left.append(f"{safe_name(name)} (PID {pid})")
         return left
 
@@ -434,7 +430,6 @@ class StudyRunner:
                 guests=step.guests if step else None,
                 detail=detail,
                 done_units=self.done_units,
-                total_units=self.plan.total_units,
             )
         )
 
