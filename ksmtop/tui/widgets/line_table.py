@@ -297,10 +297,6 @@ class LineTable(ScrollView, can_focus=True):
         width = self.size.width
         self.refresh(*[Region(0, y, width, 1) for y in lines])
 
-    def render_lines(self, crop: Region) -> list[Strip]:
-        self._styles.clear()  # an ancestor's background may have changed since the last pass
-        return super().render_lines(crop)
-
     def render_line(self, y: int) -> Strip:
         width = self.size.width
         scroll_x, scroll_y = self.scroll_offset
@@ -341,7 +337,11 @@ class LineTable(ScrollView, can_focus=True):
         return style
 
     def notify_style_update(self) -> None:
+        """Textual calls this whenever this widget's CSS is applied again (a theme change, a pseudo-class such as
+        :focus): the styles and the lines drawn with them are worked out anew. Until then they are kept, since
+        working out a component's style walks every ancestor (a fifth of a millisecond each)."""
         super().notify_style_update()
+        self._styles.clear()
         self._lines.clear()
         self._header = None
 

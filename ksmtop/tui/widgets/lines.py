@@ -89,10 +89,6 @@ class LinesView(Widget):
         if self.content_size.width != self._width:
             self._rewrap()
 
-    def render_lines(self, crop: Region) -> list[Strip]:
-        self._base = None  # the style is worked out once per rendering pass (it walks every ancestor)
-        return super().render_lines(crop)
-
     def render_line(self, y: int) -> Strip:
         width = self.content_size.width
         if not 0 <= y < len(self._screen_lines):
@@ -114,7 +110,10 @@ class LinesView(Widget):
         return self._base
 
     def notify_style_update(self) -> None:
+        """Textual calls this whenever this widget's CSS is applied again (e.g. a theme change): the base style
+        (it walks every ancestor) and the lines drawn with it are worked out anew; until then they are kept."""
         super().notify_style_update()
+        self._base = None
         self._strips.clear()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich.segment import Segment
+from rich.style import Style
 from textual.strip import Strip
 from textual.widget import Widget
 
@@ -58,6 +59,7 @@ class Trend(Widget):
         self._bars: tuple[tuple[int, int], list[str]] = ((0, 0), [])
         """The bars drawn last, with the size they were drawn for."""
         self._lines: list[Strip] | None = None
+        self._style: Style | None = None
 
     def show(self, values: Sequence[float]) -> None:
         values = tuple(values)
@@ -77,10 +79,13 @@ class Trend(Widget):
         if self._lines is None or self._bars[0] != (width, height):
             if self._bars[0] != (width, height):  # resized since show(): the bars are drawn for the new size
                 self._bars = ((width, height), bar_lines(self._values, width, height))
-            style = self.rich_style + self.get_component_rich_style("trend--bar")
+            if self._style is None:
+                self._style = self.rich_style + self.get_component_rich_style("trend--bar")
+            style = self._style
             self._lines = [Strip([Segment(text, style)]) for text in self._bars[1]]
         return self._lines[y] if 0 <= y < len(self._lines) else Strip.blank(width, self.rich_style)
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
+        self._style = None
         self._lines = None
