@@ -39,11 +39,24 @@ def _guest_set(snapshot: Snapshot) -> frozenset[tuple[int, int]]:
     return frozenset((g.pid, g.start_ticks) for g in snapshot.guests)
 
 
-def last_change_index(snapshots: Sequence[Snapshot]) -> int:
-    """Index of the first snapshot after the last knob change or guest start/stop (0 when none)."""
+def is_change(before: Snapshot, after: Snapshot) -> bool:
+    """A knob change or a guest start/stop between two snapshots in a row."""
+    return _knobs(before) != _knobs(after) or _guest_set(before) != _guest_set(after)
+
+
+def last_change_index(snapshots: Sequence[Snapshot], changes: Sequence[bool] | None = None) -> int:
+    """Index of the first snapshot after the last knob change or guest start/stop (0 when none).
+
+    ``changes[i]``, when given, is is_change(snapshots[i - 1], snapshots[i]) worked out once as the snapshot
+    arrived (History keeps them): then a sample costs a walk over booleans, not over the window's knobs.
+    """
+    if changes is not None:
+        for i in range(len(snapshots) - 1, 0, -1):
+            if changes[i]:
+                return i
+        return 0
     for i in range(len(snapshots) - 1, 0, -1):
-        before, after = snapshots[i - 1], snapshots[i]
-        if _knobs(before) != _knobs(after) or _guest_set(before) != _guest_set(after):
+        if is_change(snapshots[i - 1], snapshots[i]):
             return i
     return 0
 
@@ -85,15 +98,17 @@ class Convergence:
     """pages_sharing expected when it levels off (geometric extrapolation; None without two scan gains)."""
 
 
-def convergence(snapshots: Sequence[Snapshot], full_scan_seconds: float | None = None) -> Convergence:
-    """Where merging stands in ``snapshots`` (oldest first)."""
+def convergence(
+    snapshots: Sequence[Snapshot], full_scan_seconds: float | None = None, changes: Sequence[bool] | None = None
+) -> Convergence:
+    """Where merging stands in ``snapshots`` (oldest first); ``changes`` as for last_change_index."""
     if not snapshots:
         return Convergence(False, "no samples yet", None, None, None, None, None)
     latest = snapshots[-1]
     scanned = scanned_fraction(latest)
     if not latest.ksm.running:
         return Convergence(False, "KSM is off", scanned, None, None, None, None)
-    window = snapshots[last_change_index(snapshots) :]
+    window = snapshots[last_change_index(snapshots, changes) :]
     first_scans, scans = window[0].ksm.get("full_scans"), latest.ksm.get("full_scans")
     since = scans - first_scans if scans is not None and first_scans is not None else None
     sharing = latest.ksm.get("pages_sharing") or 0

@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from itertools import islice
 
+from ksmtop.convergence import is_change
 from ksmtop.model import Event, Snapshot
 
 HISTORY_SAMPLES = 3600  # one hour at 1 s; sparklines need ten minutes
@@ -18,8 +19,12 @@ class History:
 
     def __init__(self, maxlen: int = HISTORY_SAMPLES) -> None:
         self.snapshots: deque[Snapshot] = deque(maxlen=maxlen)
+        self.changes: deque[bool] = deque(maxlen=maxlen)
+        """Per snapshot: a knob changed or a guest started or stopped since the one before (convergence)."""
 
     def append(self, snapshot: Snapshot) -> None:
+        latest = self.latest
+        self.changes.append(latest is not None and is_change(latest, snapshot))
         self.snapshots.append(snapshot)
 
     def __len__(self) -> int:
@@ -40,6 +45,10 @@ class History:
     def last(self, count: int) -> list[Snapshot]:
         """The newest ``count`` snapshots, oldest first."""
         return list(islice(self.snapshots, max(0, len(self.snapshots) - count), None))
+
+    def last_changes(self, count: int) -> list[bool]:
+        """``changes`` of the newest ``count`` snapshots, as for last()."""
+        return list(islice(self.changes, max(0, len(self.changes) - count), None))
 
     def events(self) -> list[Event]:
         return [event for snapshot in self.snapshots for event in snapshot.events]

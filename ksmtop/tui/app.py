@@ -241,7 +241,9 @@ class KsmTopApp(SamplingApp):
         view, main = self.view, self.main
         merging = None
         if snapshot.mode != "remote":  # remote: the run state is unknown
-            merging = merging_text(convergence(self.history.last(CONVERGENCE_WINDOW)), snapshot.host.page_size)
+            window = self.history.last(CONVERGENCE_WINDOW)
+            state = convergence(window, changes=self.history.last_changes(CONVERGENCE_WINDOW))
+            merging = merging_text(state, snapshot.host.page_size)
         main.show_summary(summary_text(snapshot, self.source.description, merging=merging))
         self._set_banner(snapshot)
         main.show_table(

@@ -77,3 +77,24 @@ def test_trade_points_per_setting():
 
 def test_host_helper_is_a_host_sample():
     assert isinstance(host(), HostSample)
+
+
+def test_history_marks_changes_once_and_convergence_reads_them_alike():
+    from ksmtop.history import History
+
+    later = [snap(40 + i, 4 + i // 5, 9010 + (i % 3)) for i in range(20)]
+    steps = [
+        snap(0, 0, 0), snap(10, 1, 5000), snap(20, 2, 9000), snap(30, 3, 9010),
+        snap(31, 3, 9010, to_scan=1000), snap(32, 3, 9010, to_scan=1000),
+        snap(33, 3, 9010, to_scan=1000, guests=(guest(1, rmap=500, anon_bytes=4096 * 1000), guest(2))),
+        *later,
+    ]  # fmt: skip
+    history = History(maxlen=12)  # the window slides: changes fall out of it as snapshots do
+    for count, snapshot in enumerate(steps, start=1):
+        history.append(snapshot)
+        for window in (3, 8, 12):
+            snapshots, changes = history.last(window), history.last_changes(window)
+            assert len(changes) == len(snapshots)
+            assert last_change_index(snapshots, changes) == last_change_index(snapshots), (count, window)
+            assert convergence(snapshots, changes=changes) == convergence(snapshots), (count, window)
+    assert list(History().changes) == []
