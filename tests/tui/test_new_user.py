@@ -11,6 +11,7 @@ import pytest
 from ksmtop.live import LiveSource
 from ksmtop.replay import ReplaySource
 from ksmtop.tui.app import KsmTopApp
+from ksmtop.tui.widgets.graphs import BAR_LINES
 from ksmtop.tui.widgets.trend import BLOCKS, bar_lines
 from tests.tui.conftest import wait_until, widget_text
 
@@ -69,14 +70,15 @@ async def test_the_rss_graph_of_a_recorded_session_starts_at_zero():
         await pilot.pause(0.2)
         rss = list(app.trends.rss)
         assert min(rss) < max(rss)  # the guests' RSS moved in this session (586 to 717 MiB)
-        trend = app.main.graphs.rss.trend
-        lines = bar_lines(rss, trend.size.width, trend.size.height)
-        shown = [strip.text for strip in (trend.render_line(y) for y in range(trend.size.height))]
-        assert shown == lines
+        graphs = app.main.graphs
+        label, *shown = graphs.lines("rss")
+        assert shown == bar_lines(rss, graphs.content_size.width, BAR_LINES)
+        drawn = [graphs.render_line(y).text for y in range(1 + BAR_LINES)]  # what reaches the screen
+        width = graphs.content_size.width
+        assert drawn == [label[:width].ljust(width), *shown]  # a label wider than the graph is cut, as before
         # from zero, the smallest column is still most of the height (min/max scaling drew it empty)
         lowest = min(rss) / max(rss)
         assert lowest > 0.75 and BLOCKS[0] not in shown[-1].strip()
-        label = widget_text(app.main.graphs.rss.label)
         assert "from 0)" in label and "min 586 MiB" in label and "max 717 MiB" in label
 
 
@@ -179,3 +181,39 @@ async def test_w_saves_the_setup_and_f_chooses_columns_and_the_next_start_keeps_
         names = [table.get_cell(key, "name") for key in table.rows]
         assert names == sorted(names, key=str.casefold)
     assert Preferences().interval == 1.0
+
+
+async def test_the_graphs_redraw_only_the_lines_that_changed():
+    from textual.app import App, ComposeResult
+
+    from ksmtop.tui.widgets.graphs import Graphs
+
+    class OneGraphs(App):
+        def compose(self) -> ComposeResult:
+            yield Graphs()
+
+    app = OneGraphs()
+    MIB = 2**20
+    async with app.run_test(size=(60, 12)) as pilot:
+        graphs = app.query_one(Graphs)
+        graphs.plot([100.0 * MIB] * 40, [10.0 * MIB] * 40, [], 40.0)
+        await pilot.pause()
+        refreshed: list[int] = []
+        original = graphs.refresh
+        graphs.refresh = lambda *regions, **kwargs: (
+            refreshed.extend(r.y for r in regions),
+            original(*regions, **kwargs),
+        )  # type: ignore[method-assign]
+        graphs.plot([100.0 * MIB] * 40, [10.0 * MIB] * 40, [], 40.0)  # nothing moved
+        assert refreshed == []
+        graphs.plot(
+            [100.0 * MIB] * 39 + [100.6 * MIB], [10.0 * MIB] * 40, [], 40.0
+        )  # a figure moved, the picture did not
+        assert refreshed == [0]
+        refreshed.clear()
+        graphs.plot(
+            [100.0 * MIB] * 39 + [100.6 * MIB], [10.0 * MIB] * 39 + [2.0 * MIB], [], 40.0
+        )  # the saving dropped: its label, bars
+        assert refreshed == [3, 4, 5]
+        blank = " " * graphs.content_size.width
+        assert graphs.lines("selected") == ["Selected guest merged pages", blank, blank]  # no guest selected

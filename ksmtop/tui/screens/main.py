@@ -53,8 +53,7 @@ class MainScreen(Screen[None]):
                 with Horizontal(id="history"):
                     yield Graphs(id="graphs")
                     yield Timeline(id="timeline")
-            with Vertical(id="right"):
-                yield TunablesPanel(id="tunables")
+            yield TunablesPanel(id="tunables")
         yield LinesView(id="status", wrap=False)
         yield Footer()
 
