@@ -44,7 +44,8 @@ def insight_text(diagnosis: Diagnosis | None, room: Capacity | None) -> str:
 
 
 class InsightController:
-    """Diagnoses of guests by PID (``pid in insight``, ``insight[pid]``); ``changed`` is called when one lands."""
+    """Diagnoses of guests by PID (``pid in insight``, ``insight[pid]``); ``changed`` is called when a guest's
+    first one lands."""
 
     def __init__(self, app: App[Any], source: Source, changed: Callable[[], None]) -> None:
         self._app = app
@@ -82,9 +83,13 @@ class InsightController:
         in_thread(self._app, work, lambda found: self._landed(guest.pid, found), group="insight", failed=self._failed)
 
     def _landed(self, pid: int, found: Insight) -> None:
+        """A guest's first diagnosis is drawn at once; a fresher one waits for the next sample's redraw, so that
+        the screen is not drawn twice a second for it."""
         self._busy = False
+        first = pid not in self.results
         self.results[pid] = found
-        self._changed()
+        if first:
+            self._changed()
 
     def _failed(self, exc: BaseException) -> None:
         self._busy = False  # a diagnosis is a hint: one that could not be worked out is simply not shown
