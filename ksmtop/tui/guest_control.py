@@ -153,12 +153,18 @@ class GuestController:
     def _refreshed(self, found: tuple[dict[str, Control], dict[str, str], dict[str, WorkloadState], list[str]]) -> None:
         self._refreshing = False
         control_map, agents, states, ended = found
+        news = (
+            control_map != self.control_map
+            or any(self.agent_status.get(key) != text for key, text in agents.items())
+            or any(self.workload_state.get(key) != state for key, state in states.items())
+        )
         self.control_map = control_map
         self.agent_status.update(agents)
         self.workload_state.update(states)
         for text in ended:
             self._said(text, resample=True)
-        self._changed()
+        if news:  # the same answers again: the screen shows them already, no second pass this second
+            self._changed()
 
     def _refresh_failed(self, exc: BaseException) -> None:
         self._refreshing = False

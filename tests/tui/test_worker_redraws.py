@@ -1,0 +1,44 @@
+"""Answers that workers bring back between samples redraw the screen only when they are news: a guest's first
+diagnosis at once, a fresher one with the next sample; guest-control answers only when they changed. (Each of
+those redrew the details panel every five seconds in a second pass of the whole screen.)"""
+
+from __future__ import annotations
+
+from ksmtop.diagnose import Diagnosis
+from ksmtop.tui.insight import InsightController
+
+
+def test_only_a_guests_first_diagnosis_redraws_at_once():
+    redraws: list[int] = []
+    insight = InsightController(app=None, source=None, changed=lambda: redraws.append(1))  # type: ignore[arg-type]
+    first = (Diagnosis(pid=42, merged_fraction=0.1, reasons=()), None)
+    later = (Diagnosis(pid=42, merged_fraction=0.9, reasons=()), None)
+    insight._landed(42, first)
+    assert redraws == [1] and insight.text_for(42).endswith("10% of its mergeable memory is merged")
+    insight._landed(42, later)
+    assert redraws == [1]  # drawn by the next sample's redraw, which reads text_for
+    assert insight.text_for(42).endswith("90% of its mergeable memory is merged")
+    insight._landed(7, first)  # another guest: its first answer
+    assert redraws == [1, 1]
+
+
+def test_guest_control_answers_redraw_only_when_they_changed():
+    from types import SimpleNamespace
+
+    from ksmtop.guest_actions import Control, WorkloadState
+    from ksmtop.tui.guest_control import GuestController
+
+    redraws: list[int] = []
+    source = SimpleNamespace(controls=None, limits=SimpleNamespace(controls="not here"))
+    guests = GuestController(app=None, source=source, changed=lambda: redraws.append(1), sample_soon=lambda: None)  # type: ignore[arg-type]
+    lab = {"lab-1": Control(True, kind="lab")}
+    guests._refreshed((lab, {"lab-1": "agent answers"}, {}, []))
+    assert redraws == [1]
+    guests._refreshed((dict(lab), {"lab-1": "agent answers"}, {}, []))  # the same answers five seconds later
+    assert redraws == [1]
+    guests._refreshed((dict(lab), {"lab-1": "not answering: timed out"}, {}, []))
+    assert redraws == [1, 1]
+    guests._refreshed((dict(lab), {}, {"lab-1": WorkloadState(True, None, None, "", "", 1.0)}, []))
+    assert redraws == [1, 1, 1]
+    guests._refreshed(({**lab, "lab-2": Control(False, why="no agent")}, {}, {}, []))
+    assert redraws == [1, 1, 1, 1]
