@@ -30,15 +30,19 @@ def parse_meminfo(text: str) -> dict[str, int]:
     return values
 
 
-def parse_vmstat(text: str) -> dict[str, int]:
-    values: dict[str, int] = {}
-    for line in text.splitlines():
-        key, _, value = line.partition(" ")
-        try:
-            values[key] = int(value)
-        except ValueError:
-            continue
-    return values
+def vmstat_counter(text: str, name: str) -> int | None:
+    """One counter of /proc/vmstat ("name value" lines), None when absent or not a number. The file has some 180
+    lines and ksmtop wants one of them each sample: it is found, not parsed whole."""
+    key = f"\n{name} "
+    at = f"\n{text}".find(key)  # the newline in front lets the first line match like the others
+    if at < 0:
+        return None
+    start = at + len(key) - 1  # where the value starts in text
+    end = text.find("\n", start)
+    try:
+        return int(text[start : end if end >= 0 else None])
+    except ValueError:
+        return None
 
 
 THP_DIR = "sys/kernel/mm/transparent_hugepage"
@@ -114,7 +118,7 @@ class HostReader:
 
     def sample(self) -> HostSample:
         meminfo = parse_meminfo(self._read("proc/meminfo") or "")
-        vmstat = parse_vmstat(self._read("proc/vmstat", 65536) or "")
+        vmstat = self._read("proc/vmstat", 65536) or ""
         ksmd_cpu = self._ksmd_cpu_seconds()
         return HostSample(
             page_size=self.page_size,
@@ -123,7 +127,7 @@ class HostReader:
             mem_available_bytes=meminfo.get("MemAvailable", 0),
             mem_free_bytes=meminfo.get("MemFree", 0),
             anon_bytes=meminfo.get("AnonPages", 0),
-            cow_ksm=vmstat.get("cow_ksm"),
+            cow_ksm=vmstat_counter(vmstat, "cow_ksm"),
             ksmd_pid=self._ksmd_pid,
             ksmd_cpu_seconds=ksmd_cpu,
             ncpus=os.cpu_count() or 1,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ksmtop.collect import procfs
-from ksmtop.collect.host import parse_meminfo, parse_vmstat
+from ksmtop.collect.host import parse_meminfo, vmstat_counter
 from ksmtop.collect.procfs import KsmStat, guest_name_from_cmdline, parse_ksm_stat, parse_stat, parse_statm
 from tests.fixtures.tree import stat_line
 
@@ -123,10 +123,14 @@ def test_parse_meminfo():
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("nr_free_pages 5\ncow_ksm 42\nksm_swpin_copy 0\n", {"nr_free_pages": 5, "cow_ksm": 42, "ksm_swpin_copy": 0}),
-        ("cow_ksm\nbad x\n", {}),
-        ("", {}),
+        ("nr_free_pages 5\ncow_ksm 42\nksm_swpin_copy 0\n", 42),
+        ("cow_ksm 7\nnr_free_pages 5\n", 7),  # the first line
+        ("nr_free_pages 5\ncow_ksm 9", 9),  # the last line, without its newline
+        ("nr_free_pages 5\nxcow_ksm 3\ncow_ksm_extra 4\n", None),  # only the whole name counts
+        ("cow_ksm\nbad x\n", None),
+        ("cow_ksm x\n", None),
+        ("", None),
     ],
 )
-def test_parse_vmstat(text, expected):
-    assert parse_vmstat(text) == expected
+def test_vmstat_counter(text, expected):
+    assert vmstat_counter(text, "cow_ksm") == expected
