@@ -117,7 +117,7 @@ class KsmTopApp(SamplingApp):
         self.clock = source.clock
         self.guests = GuestController(self, source, self.redraw_selected, self.sample_now)
         self.session = SessionController(self, source, record_dir or Path.cwd(), self.sample_now, lambda: self.interval)
-        self.insight = InsightController(self, source, self.redraw_selected)
+        self.insight = InsightController(self, source, self.redraw_selected, sampling=lambda: not self.paused)
         self.last_took_s = 0.0
         self.sample_error = ""
         self._offered: tuple[bool, ...] = ()

@@ -44,13 +44,17 @@ def insight_text(diagnosis: Diagnosis | None, room: Capacity | None) -> str:
 
 
 class InsightController:
-    """Diagnoses of guests by PID (``pid in insight``, ``insight[pid]``); ``changed`` is called when a guest's
-    first one lands."""
+    """Diagnoses of guests by PID (``pid in insight``, ``insight[pid]``); ``changed`` is called when one lands
+    that the next sample will not draw anyway (see _landed)."""
 
-    def __init__(self, app: App[Any], source: Source, changed: Callable[[], None]) -> None:
+    def __init__(
+        self, app: App[Any], source: Source, changed: Callable[[], None], sampling: Callable[[], bool] = lambda: False
+    ) -> None:
         self._app = app
         self._source = source
         self._changed = changed
+        self._sampling = sampling
+        """True while samples arrive (not paused): a fresher answer is drawn with the next one."""
         self.results: dict[int, Insight] = {}
         self._asked_at: dict[int, float] = {}
         self._busy = False
@@ -83,12 +87,13 @@ class InsightController:
         in_thread(self._app, work, lambda found: self._landed(guest.pid, found), group="insight", failed=self._failed)
 
     def _landed(self, pid: int, found: Insight) -> None:
-        """A guest's first diagnosis is drawn at once; a fresher one waits for the next sample's redraw, so that
-        the screen is not drawn twice a second for it."""
+        """A guest's first diagnosis is drawn at once; while samples arrive, a fresher one waits for the next
+        sample's redraw, so that the screen is not drawn twice in that second for it (paused, or at the end of a
+        replay, it is drawn at once)."""
         self._busy = False
         first = pid not in self.results
         self.results[pid] = found
-        if first:
+        if first or not self._sampling():
             self._changed()
 
     def _failed(self, exc: BaseException) -> None:

@@ -1,5 +1,5 @@
 """Answers that workers bring back between samples redraw the screen only when they are news: a guest's first
-diagnosis at once, a fresher one with the next sample; guest-control answers only when they changed. (Each of
+diagnosis at once, a fresher one with the next sample (at once when paused); guest-control answers only when they changed. (Each of
 those redrew the details panel every five seconds in a second pass of the whole screen.)"""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from ksmtop.tui.insight import InsightController
 
 def test_only_a_guests_first_diagnosis_redraws_at_once():
     redraws: list[int] = []
-    insight = InsightController(app=None, source=None, changed=lambda: redraws.append(1))  # type: ignore[arg-type]
+    sampling = [True]
+    insight = InsightController(app=None, source=None, changed=lambda: redraws.append(1), sampling=lambda: sampling[0])  # type: ignore[arg-type]
     first = (Diagnosis(pid=42, merged_fraction=0.1, reasons=()), None)
     later = (Diagnosis(pid=42, merged_fraction=0.9, reasons=()), None)
     insight._landed(42, first)
@@ -20,6 +21,9 @@ def test_only_a_guests_first_diagnosis_redraws_at_once():
     assert insight.text_for(42).endswith("90% of its mergeable memory is merged")
     insight._landed(7, first)  # another guest: its first answer
     assert redraws == [1, 1]
+    sampling[0] = False  # paused, or a replay at its end: no sample will come to draw it
+    insight._landed(7, later)
+    assert redraws == [1, 1, 1] and insight.text_for(7).endswith("90% of its mergeable memory is merged")
 
 
 def test_guest_control_answers_redraw_only_when_they_changed():
