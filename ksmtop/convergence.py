@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ksmtop.knobs import KNOBS, advisor_running
 from ksmtop.model import KsmState, Snapshot
@@ -44,19 +45,31 @@ def is_change(before: Snapshot, after: Snapshot) -> bool:
     return _knobs(before) != _knobs(after) or _guest_set(before) != _guest_set(after)
 
 
-def last_change_index(snapshots: Sequence[Snapshot], changes: Sequence[bool] | None = None) -> int:
-    """Index of the first snapshot after the last knob change or guest start/stop (0 when none).
+class Mark(NamedTuple):
+    """What convergence reads of one snapshot, worked out once as it arrives (History keeps them), so that a
+    sample costs a walk over small tuples, not over the window's snapshots, knobs and counters again."""
 
-    ``changes[i]``, when given, is is_change(snapshots[i - 1], snapshots[i]) worked out once as the snapshot
-    arrived (History keeps them): then a sample costs a walk over booleans, not over the window's knobs.
-    """
-    if changes is not None:
-        for i in range(len(snapshots) - 1, 0, -1):
-            if changes[i]:
-                return i
-        return 0
-    for i in range(len(snapshots) - 1, 0, -1):
-        if is_change(snapshots[i - 1], snapshots[i]):
+    changed: bool
+    """A knob changed or a guest started or stopped since the snapshot before."""
+    full_scans: int | None
+    pages_sharing: int | None
+
+
+def mark(before: Snapshot | None, after: Snapshot) -> Mark:
+    changed = before is not None and is_change(before, after)
+    return Mark(changed, after.ksm.get("full_scans"), after.ksm.get("pages_sharing"))
+
+
+def marks_of(snapshots: Sequence[Snapshot]) -> list[Mark]:
+    return [mark(snapshots[i - 1] if i else None, snapshot) for i, snapshot in enumerate(snapshots)]
+
+
+def last_change_index(snapshots: Sequence[Snapshot], marks: Sequence[Mark] | None = None) -> int:
+    """Index of the first snapshot after the last knob change or guest start/stop (0 when none); ``marks``,
+    when given, are the snapshots' marks (the first one's ``changed`` is not read)."""
+    marks = marks_of(snapshots) if marks is None else marks
+    for i in range(len(marks) - 1, 0, -1):
+        if marks[i].changed:
             return i
     return 0
 
@@ -69,12 +82,11 @@ def scanned_fraction(snapshot: Snapshot) -> float | None:
     return min(1.0, sum(rmap) / pages)
 
 
-def sharing_at_scan_ends(snapshots: Sequence[Snapshot]) -> list[int]:
+def sharing_at_scan_ends(marks: Sequence[Mark]) -> list[int]:
     """pages_sharing at the first snapshot after each completed full scan (in order)."""
     values: list[int] = []
     last_scans = None
-    for snapshot in snapshots:
-        scans, sharing = snapshot.ksm.get("full_scans"), snapshot.ksm.get("pages_sharing")
+    for _, scans, sharing in marks:
         if scans is None or sharing is None:
             continue
         if last_scans is not None and scans != last_scans:
@@ -99,24 +111,24 @@ class Convergence:
 
 
 def convergence(
-    snapshots: Sequence[Snapshot], full_scan_seconds: float | None = None, changes: Sequence[bool] | None = None
+    snapshots: Sequence[Snapshot], full_scan_seconds: float | None = None, marks: Sequence[Mark] | None = None
 ) -> Convergence:
-    """Where merging stands in ``snapshots`` (oldest first); ``changes`` as for last_change_index."""
+    """Where merging stands in ``snapshots`` (oldest first); ``marks`` as for last_change_index."""
     if not snapshots:
         return Convergence(False, "no samples yet", None, None, None, None, None)
     latest = snapshots[-1]
     scanned = scanned_fraction(latest)
     if not latest.ksm.running:
         return Convergence(False, "KSM is off", scanned, None, None, None, None)
-    window = snapshots[last_change_index(snapshots, changes) :]
-    first_scans, scans = window[0].ksm.get("full_scans"), latest.ksm.get("full_scans")
+    marks = marks_of(snapshots) if marks is None else marks
+    window = marks[last_change_index(snapshots, marks) :]
+    first_scans, scans = window[0].full_scans, window[-1].full_scans
     since = scans - first_scans if scans is not None and first_scans is not None else None
-    sharing = latest.ksm.get("pages_sharing") or 0
+    sharing = window[-1].pages_sharing or 0
     change = _change_over_last_scan(window)
     converged = since is not None and since >= CONVERGED_SCANS and change is not None and change < CONVERGED_CHANGE
     scan_s = full_scan_seconds or latest.rates.full_scan_seconds
-    ends = [value for value in sharing_at_scan_ends(window)]
-    projected, scans_to_level = _project(ends, sharing)
+    projected, scans_to_level = _project(sharing_at_scan_ends(window), sharing)
     if converged:
         return Convergence(True, "converged", scanned, since, change, 0.0, projected if projected else sharing)
     to_go = max(CONVERGED_SCANS - (since or 0), scans_to_level or 0, 1)
@@ -125,17 +137,15 @@ def convergence(
     return Convergence(False, state, scanned, since, change, eta, projected)
 
 
-def _change_over_last_scan(window: Sequence[Snapshot]) -> float | None:
-    latest = window[-1]
-    scans, sharing = latest.ksm.get("full_scans"), latest.ksm.get("pages_sharing")
+def _change_over_last_scan(window: Sequence[Mark]) -> float | None:
+    _, scans, sharing = window[-1]
     if scans is None or sharing is None:
         return None
-    for snapshot in window:  # the first snapshot at or after the start of the last full scan
-        earlier = snapshot.ksm.get("full_scans")
+    for index, (_, earlier, before) in enumerate(window):  # the first at or after the start of the last full scan
         if earlier is not None and earlier >= scans - 1:
-            if earlier == scans and snapshot is window[0]:
+            if earlier == scans and index == 0:
                 return None  # no full scan completed inside the window
-            before = snapshot.ksm.get("pages_sharing") or 0
+            before = before or 0
             return abs(sharing - before) / max(sharing, before, 1)
     return None
 

@@ -8,7 +8,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from itertools import islice
 
-from ksmtop.convergence import is_change
+from ksmtop.convergence import Mark, mark
 from ksmtop.model import Event, Snapshot
 
 HISTORY_SAMPLES = 3600  # one hour at 1 s; sparklines need ten minutes
@@ -19,12 +19,11 @@ class History:
 
     def __init__(self, maxlen: int = HISTORY_SAMPLES) -> None:
         self.snapshots: deque[Snapshot] = deque(maxlen=maxlen)
-        self.changes: deque[bool] = deque(maxlen=maxlen)
-        """Per snapshot: a knob changed or a guest started or stopped since the one before (convergence)."""
+        self.marks: deque[Mark] = deque(maxlen=maxlen)
+        """Per snapshot, what convergence reads of it (ksmtop.convergence.Mark), worked out as it arrived."""
 
     def append(self, snapshot: Snapshot) -> None:
-        latest = self.latest
-        self.changes.append(latest is not None and is_change(latest, snapshot))
+        self.marks.append(mark(self.latest, snapshot))
         self.snapshots.append(snapshot)
 
     def __len__(self) -> int:
@@ -46,9 +45,9 @@ class History:
         """The newest ``count`` snapshots, oldest first."""
         return list(islice(self.snapshots, max(0, len(self.snapshots) - count), None))
 
-    def last_changes(self, count: int) -> list[bool]:
-        """``changes`` of the newest ``count`` snapshots, as for last()."""
-        return list(islice(self.changes, max(0, len(self.changes) - count), None))
+    def last_marks(self, count: int) -> list[Mark]:
+        """``marks`` of the newest ``count`` snapshots, as for last()."""
+        return list(islice(self.marks, max(0, len(self.marks) - count), None))
 
     def events(self) -> list[Event]:
         return [event for snapshot in self.snapshots for event in snapshot.events]

@@ -242,7 +242,7 @@ class KsmTopApp(SamplingApp):
         merging = None
         if snapshot.mode != "remote":  # remote: the run state is unknown
             window = self.history.last(CONVERGENCE_WINDOW)
-            state = convergence(window, changes=self.history.last_changes(CONVERGENCE_WINDOW))
+            state = convergence(window, marks=self.history.last_marks(CONVERGENCE_WINDOW))
             merging = merging_text(state, snapshot.host.page_size)
         main.show_summary(summary_text(snapshot, self.source.description, merging=merging))
         self._set_banner(snapshot)

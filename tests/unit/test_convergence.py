@@ -93,8 +93,8 @@ def test_history_marks_changes_once_and_convergence_reads_them_alike():
     for count, snapshot in enumerate(steps, start=1):
         history.append(snapshot)
         for window in (3, 8, 12):
-            snapshots, changes = history.last(window), history.last_changes(window)
-            assert len(changes) == len(snapshots)
-            assert last_change_index(snapshots, changes) == last_change_index(snapshots), (count, window)
-            assert convergence(snapshots, changes=changes) == convergence(snapshots), (count, window)
-    assert list(History().changes) == []
+            snapshots, marks = history.last(window), history.last_marks(window)
+            assert len(marks) == len(snapshots)
+            assert last_change_index(snapshots, marks) == last_change_index(snapshots), (count, window)
+            assert convergence(snapshots, marks=marks) == convergence(snapshots), (count, window)
+    assert list(History().marks) == []

@@ -120,8 +120,8 @@ def summary_text(snapshot: Snapshot, source: str, history: History | None = None
         text.append("\n")
         text.append(advisor_text(snapshot))
     if merging is None and history is not None and len(history) and snapshot.mode != "remote":
-        window, changes = history.last(CONVERGENCE_WINDOW), history.last_changes(CONVERGENCE_WINDOW)
-        merging = merging_text(convergence(window, changes=changes), host.page_size)
+        window, marks = history.last(CONVERGENCE_WINDOW), history.last_marks(CONVERGENCE_WINDOW)
+        merging = merging_text(convergence(window, marks=marks), host.page_size)
     if merging is not None:
         text.append("\n")
         text.append(merging)
