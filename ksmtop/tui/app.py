@@ -20,7 +20,7 @@ from textual.screen import Screen
 
 from ksmtop.config import DEFAULTS, Preferences
 from ksmtop.config import save as save_preferences
-from ksmtop.convergence import TradeTracker, convergence
+from ksmtop.convergence import TradeTracker
 from ksmtop.history import History
 from ksmtop.knobs import WriteResult
 from ksmtop.model import Event, Snapshot
@@ -39,7 +39,7 @@ from ksmtop.tui.session import SESSION_BINDINGS, SessionController, record_once
 from ksmtop.tui.view import Trends, View
 from ksmtop.tui.widgets.guests import GuestTable
 from ksmtop.tui.widgets.line_table import LineTable
-from ksmtop.tui.widgets.summary import CONVERGENCE_WINDOW, merging_text, summary_text
+from ksmtop.tui.widgets.summary import summary_text
 from ksmtop.tui.widgets.timeline import SHOWN
 from ksmtop.tui.widgets.tunables import TunablesPanel
 from ksmtop.tui.work import SampleLoop, error_text, in_thread
@@ -239,12 +239,7 @@ class KsmTopApp(SamplingApp):
         if snapshot is None or self.closing:
             return
         view, main = self.view, self.main
-        merging = None
-        if snapshot.mode != "remote":  # remote: the run state is unknown
-            window = self.history.last(CONVERGENCE_WINDOW)
-            state = convergence(window, marks=self.history.last_marks(CONVERGENCE_WINDOW))
-            merging = merging_text(state, snapshot.host.page_size)
-        main.show_summary(summary_text(snapshot, self.source.description, merging=merging))
+        main.show_summary(summary_text(snapshot, self.source.description, self.history))
         self._set_banner(snapshot)
         main.show_table(
             view.table, view.selection.key, view.header_labels(), view.sort_key, view.sort_reverse, view.columns

@@ -60,7 +60,7 @@ def mode_text(snapshot: Snapshot) -> Text:
     return Text.assemble(("local /proc and /sys + libvirt", "bold"), (f"   {words}", "dim"))
 
 
-def summary_text(snapshot: Snapshot, source: str, history: History | None = None, merging: Text | None = None) -> Text:
+def summary_text(snapshot: Snapshot, source: str, history: History | None = None) -> Text:
     host, ksm, rates = snapshot.host, snapshot.ksm, snapshot.rates
     text = Text()
     text.append("Host ", "bold")
@@ -119,14 +119,12 @@ def summary_text(snapshot: Snapshot, source: str, history: History | None = None
     if advisor_running(ksm):
         text.append("\n")
         text.append(advisor_text(snapshot))
-    if merging is None and history is not None and len(history) and snapshot.mode != "remote":
+    if history is not None and len(history) and snapshot.mode != "remote":  # remote: the run state is unknown
         window, marks = history.last(CONVERGENCE_WINDOW), history.last_marks(CONVERGENCE_WINDOW)
-        merging = merging_text(convergence(window, marks=marks), host.page_size)
-    if merging is not None:
         text.append("\n")
-        text.append(merging)
-    merging = sum(1 for guest in snapshot.guests if (guest.ksm_merging_pages or 0) > 0)
-    if merging > 1:
+        text.append(merging_text(convergence(window, marks=marks), host.page_size))
+    merging_guests = sum(1 for guest in snapshot.guests if (guest.ksm_merging_pages or 0) > 0)
+    if merging_guests > 1:
         text.append("\n⚠ ", "bold yellow")
         text.append(SIDE_CHANNEL_WARNING, "yellow")
     return text
