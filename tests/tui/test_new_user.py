@@ -196,6 +196,13 @@ async def test_the_graphs_redraw_only_the_lines_that_changed():
     MIB = 2**20
     async with app.run_test(size=(60, 12)) as pilot:
         graphs = app.query_one(Graphs)
+        await pilot.pause()
+        blank = " " * graphs.content_size.width
+        # before the first sample: each title above its own (empty) bars
+        assert [graphs.render_line(y).text for y in range(9)] == [
+            text.ljust(len(blank)) for title in ("Guest RSS", "KSM saving", "Selected guest merged pages")
+            for text in (title, blank, blank)
+        ]  # fmt: skip
         graphs.plot([100.0 * MIB] * 40, [10.0 * MIB] * 40, [], 40.0)
         await pilot.pause()
         refreshed: list[int] = []
@@ -215,5 +222,4 @@ async def test_the_graphs_redraw_only_the_lines_that_changed():
             [100.0 * MIB] * 39 + [100.6 * MIB], [10.0 * MIB] * 39 + [2.0 * MIB], [], 40.0
         )  # the saving dropped: its label, bars
         assert refreshed == [3, 4, 5]
-        blank = " " * graphs.content_size.width
         assert graphs.lines("selected") == ["Selected guest merged pages", blank, blank]  # no guest selected

@@ -60,8 +60,8 @@ class Graphs(Widget):
         self._seconds: float | None = None
         self._bars: dict[str, tuple[tuple[int, tuple[float, ...]], list[str]]] = {}
         """Per graph, the bars drawn last with the width they were drawn for."""
-        self._lines: list[tuple[str, str]] = [("label", title) for _, title, _ in SERIES]
-        """What each content line shows: ("label" or "bar", its text)."""
+        self._lines: list[tuple[str, str]] = []
+        """What each content line shows: ("label" or "bar", its text); laid out on the first resize."""
         self._strips: dict[int, Strip] = {}
         self._styles: dict[str, Style] = {}
 
