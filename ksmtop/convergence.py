@@ -1,4 +1,4 @@
-"""Convergence of merging: pure functions over a list of Snapshots (History holds them, live or replayed).
+"""Convergence of merging: over a list of Snapshots, or kept as they arrive (ScanLog, which History holds).
 
 Definitions:
 - A *change* is a write to a KSM knob (run, pages_to_scan, sleep_millisecs, ...) or a guest starting or
@@ -18,6 +18,7 @@ Definitions:
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -74,25 +75,114 @@ def last_change_index(snapshots: Sequence[Snapshot], marks: Sequence[Mark] | Non
     return 0
 
 
+class Step(NamedTuple):
+    """A snapshot where full_scans read a new value (the first one of each value, in order)."""
+
+    seq: int
+    """The snapshot's number in its log (0 for the first ever added)."""
+    full_scans: int
+    pages_sharing: int
+
+
+class ScanLog:
+    """What convergence reads of a history, kept as snapshots arrive, so that judging the newest window costs
+    the same with 10 snapshots or 600: where the last change was, and the steps of full_scans (the kernel's
+    counter only grows, so the last full scan is found at the end of the steps, not by a walk over the window).
+    A snapshot without full_scans or pages_sharing (KSM unreadable) is no step and does not start a window."""
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        """How many of the newest marks are kept: the largest window asked for."""
+        self.count = 0
+        self.marks: deque[Mark] = deque(maxlen=keep)
+        self.steps: deque[Step] = deque()
+        self.last_change = 0
+        """seq of the snapshot of the last change (0: none since the first)."""
+        self._known: Step | None = None
+        """The last snapshot whose full_scans and pages_sharing were read."""
+
+    def add(self, mark: Mark) -> None:
+        seq = self.count
+        self.count += 1
+        self.marks.append(mark)
+        if mark.changed:
+            self.last_change = seq
+        _, scans, sharing = mark
+        if scans is not None and sharing is not None:
+            if self._known is None or self._known.full_scans != scans:
+                self.steps.append(Step(seq, scans, sharing))
+            self._known = Step(seq, scans, sharing)
+        while self.steps and self.steps[0].seq < self.count - self.keep:
+            self.steps.popleft()
+
+    def window_start(self, size: int) -> int:
+        """seq of the first snapshot judged in the newest ``size``: the last change, or the window's edge."""
+        return max(self.last_change, self.count - min(size, self.keep))
+
+    def _first_known(self, start: int) -> Step | None:
+        """The first snapshot at or after ``start`` with full_scans and pages_sharing read, as a step."""
+        oldest = self.count - len(self.marks)
+        for seq in range(start, self.count):
+            _, scans, sharing = self.marks[seq - oldest]
+            if scans is not None and sharing is not None:
+                return Step(seq, scans, sharing)
+        return None
+
+    def window_steps(self, size: int) -> list[Step]:
+        """The window's first readable snapshot, then each step of full_scans after it (a handful: walked from
+        the end while inside the window)."""
+        first = self._first_known(self.window_start(size))
+        if first is None:
+            return []
+        later: list[Step] = []
+        for step in reversed(self.steps):
+            if step.seq <= first.seq:
+                break
+            later.append(step)
+        return [first, *reversed(later)]
+
+    def convergence(self, latest: Snapshot, size: int, full_scan_seconds: float | None = None) -> Convergence:
+        """Where merging stands in the newest ``size`` snapshots, ``latest`` the last one added."""
+        if not self.count:
+            return Convergence(False, "no samples yet", None, None, None, None, None)
+        scanned = scanned_fraction(latest)
+        if not latest.ksm.running:
+            return Convergence(False, "KSM is off", scanned, None, None, None, None)
+        steps = self._last_steps(size)
+        _, scans, sharing = self.marks[-1]
+        first = steps[0] if steps else None
+        since = scans - first.full_scans if scans is not None and first is not None else None
+        change = _change_over_last_scan(steps, scans, sharing)
+        converged = since is not None and since >= CONVERGED_SCANS and change is not None and change < CONVERGED_CHANGE
+        scan_s = full_scan_seconds or latest.rates.full_scan_seconds
+        ends = [step.pages_sharing for step in steps[1:]]
+        projected, scans_to_level = _project(ends, sharing or 0)
+        if converged:
+            return Convergence(True, "converged", scanned, since, change, 0.0, projected or sharing or 0)
+        to_go = max(CONVERGED_SCANS - (since or 0), scans_to_level or 0, 1)
+        eta = to_go * scan_s if scan_s else None
+        state = f"converging: about {to_go} full scan{'s' if to_go != 1 else ''} to go"
+        return Convergence(False, state, scanned, since, change, eta, projected)
+
+    def _last_steps(self, size: int) -> list[Step]:
+        """The window's first readable snapshot and its last three steps: all that convergence reads."""
+        steps = self.window_steps(size)
+        return steps if len(steps) <= 4 else [steps[0], *steps[-3:]]
+
+
+def scan_log(snapshots: Sequence[Snapshot]) -> ScanLog:
+    log = ScanLog(max(len(snapshots), 1))
+    for mark in marks_of(snapshots):
+        log.add(mark)
+    return log
+
+
 def scanned_fraction(snapshot: Snapshot) -> float | None:
     rmap = [g.ksm_rmap_items for g in snapshot.guests if g.ksm_rmap_items is not None]
     pages = sum(g.anon_bytes for g in snapshot.guests) // max(snapshot.host.page_size, 1)
     if not rmap or pages <= 0:
         return None
     return min(1.0, sum(rmap) / pages)
-
-
-def sharing_at_scan_ends(marks: Sequence[Mark]) -> list[int]:
-    """pages_sharing at the first snapshot after each completed full scan (in order)."""
-    values: list[int] = []
-    last_scans = None
-    for _, scans, sharing in marks:
-        if scans is None or sharing is None:
-            continue
-        if last_scans is not None and scans != last_scans:
-            values.append(sharing)
-        last_scans = scans
-    return values
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,44 +200,29 @@ class Convergence:
     """pages_sharing expected when it levels off (geometric extrapolation; None without two scan gains)."""
 
 
-def convergence(
-    snapshots: Sequence[Snapshot], full_scan_seconds: float | None = None, marks: Sequence[Mark] | None = None
-) -> Convergence:
-    """Where merging stands in ``snapshots`` (oldest first); ``marks`` as for last_change_index."""
+def convergence(snapshots: Sequence[Snapshot], full_scan_seconds: float | None = None) -> Convergence:
+    """Where merging stands in ``snapshots`` (oldest first). A screen keeps a ScanLog as snapshots arrive
+    instead (History.scans) and asks it."""
     if not snapshots:
         return Convergence(False, "no samples yet", None, None, None, None, None)
-    latest = snapshots[-1]
-    scanned = scanned_fraction(latest)
-    if not latest.ksm.running:
-        return Convergence(False, "KSM is off", scanned, None, None, None, None)
-    marks = marks_of(snapshots) if marks is None else marks
-    window = marks[last_change_index(snapshots, marks) :]
-    first_scans, scans = window[0].full_scans, window[-1].full_scans
-    since = scans - first_scans if scans is not None and first_scans is not None else None
-    sharing = window[-1].pages_sharing or 0
-    change = _change_over_last_scan(window)
-    converged = since is not None and since >= CONVERGED_SCANS and change is not None and change < CONVERGED_CHANGE
-    scan_s = full_scan_seconds or latest.rates.full_scan_seconds
-    projected, scans_to_level = _project(sharing_at_scan_ends(window), sharing)
-    if converged:
-        return Convergence(True, "converged", scanned, since, change, 0.0, projected if projected else sharing)
-    to_go = max(CONVERGED_SCANS - (since or 0), scans_to_level or 0, 1)
-    eta = to_go * scan_s if scan_s else None
-    state = f"converging: about {to_go} full scan{'s' if to_go != 1 else ''} to go"
-    return Convergence(False, state, scanned, since, change, eta, projected)
+    return scan_log(snapshots).convergence(snapshots[-1], len(snapshots), full_scan_seconds)
 
 
-def _change_over_last_scan(window: Sequence[Mark]) -> float | None:
-    _, scans, sharing = window[-1]
-    if scans is None or sharing is None:
+def _change_over_last_scan(steps: Sequence[Step], scans: int | None, sharing: int | None) -> float | None:
+    """Relative move of pages_sharing since the first snapshot at or after the start of the last full scan."""
+    if scans is None or sharing is None or not steps:
         return None
-    for index, (_, earlier, before) in enumerate(window):  # the first at or after the start of the last full scan
-        if earlier is not None and earlier >= scans - 1:
-            if earlier == scans and index == 0:
-                return None  # no full scan completed inside the window
-            before = before or 0
-            return abs(sharing - before) / max(sharing, before, 1)
-    return None
+    start = None
+    for index in range(len(steps) - 1, -1, -1):  # full_scans only grows: the last scan's start is near the end
+        if steps[index].full_scans < scans - 1:
+            break
+        start = index
+    if start is None:
+        return None
+    if start == 0 and steps[0].full_scans == scans:
+        return None  # no full scan completed inside the window
+    before = steps[start].pages_sharing
+    return abs(sharing - before) / max(sharing, before, 1)
 
 
 def _project(ends: list[int], current: int) -> tuple[int | None, int | None]:

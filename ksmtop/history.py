@@ -8,7 +8,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from itertools import islice
 
-from ksmtop.convergence import Mark, mark
+from ksmtop.convergence import ScanLog, mark
 from ksmtop.model import Event, Snapshot
 
 HISTORY_SAMPLES = 3600  # one hour at 1 s; sparklines need ten minutes
@@ -19,11 +19,11 @@ class History:
 
     def __init__(self, maxlen: int = HISTORY_SAMPLES) -> None:
         self.snapshots: deque[Snapshot] = deque(maxlen=maxlen)
-        self.marks: deque[Mark] = deque(maxlen=maxlen)
-        """Per snapshot, what convergence reads of it (ksmtop.convergence.Mark), worked out as it arrived."""
+        self.scans = ScanLog(maxlen)
+        """What convergence reads of each snapshot, worked out as it arrived (ksmtop.convergence.ScanLog)."""
 
     def append(self, snapshot: Snapshot) -> None:
-        self.marks.append(mark(self.latest, snapshot))
+        self.scans.add(mark(self.latest, snapshot))
         self.snapshots.append(snapshot)
 
     def __len__(self) -> int:
@@ -44,10 +44,6 @@ class History:
     def last(self, count: int) -> list[Snapshot]:
         """The newest ``count`` snapshots, oldest first."""
         return list(islice(self.snapshots, max(0, len(self.snapshots) - count), None))
-
-    def last_marks(self, count: int) -> list[Mark]:
-        """``marks`` of the newest ``count`` snapshots, as for last()."""
-        return list(islice(self.marks, max(0, len(self.marks) - count), None))
 
     def events(self) -> list[Event]:
         return [event for snapshot in self.snapshots for event in snapshot.events]

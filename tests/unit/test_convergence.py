@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import random
 
 import pytest
 
-from ksmtop.convergence import convergence, last_change_index, scanned_fraction, trade
+from ksmtop.convergence import (
+    CONVERGED_CHANGE,
+    CONVERGED_SCANS,
+    Convergence,
+    convergence,
+    last_change_index,
+    scanned_fraction,
+    trade,
+)
 from ksmtop.model import GuestSample, HostSample, KsmRates, KsmState, Snapshot
 from tests.unit.test_rates import guest, host
 
@@ -79,22 +89,94 @@ def test_host_helper_is_a_host_sample():
     assert isinstance(host(), HostSample)
 
 
-def test_history_marks_changes_once_and_convergence_reads_them_alike():
+def reference_convergence(snapshots: list[Snapshot]) -> Convergence:
+    """The definitions in ksmtop.convergence's docstring, walked over every snapshot of the window the plain
+    way (as the first version did): what the ScanLog's shortcuts must agree with."""
+    if not snapshots:
+        return Convergence(False, "no samples yet", None, None, None, None, None)
+    latest = snapshots[-1]
+    scanned = scanned_fraction(latest)
+    if not latest.ksm.running:
+        return Convergence(False, "KSM is off", scanned, None, None, None, None)
+    window = snapshots[last_change_index(snapshots) :]
+    counters = [(s.ksm.get("full_scans"), s.ksm.get("pages_sharing")) for s in window]
+    first_scans, (scans, sharing) = counters[0][0], counters[-1]
+    since = scans - first_scans if scans is not None and first_scans is not None else None
+    change = None
+    for index, (earlier, before) in enumerate(counters):  # the first at or after the start of the last scan
+        if scans is not None and sharing is not None and earlier is not None and earlier >= scans - 1:
+            if not (earlier == scans and index == 0):
+                change = abs(sharing - (before or 0)) / max(sharing, before or 0, 1)
+            break
+    ends, last = [], None
+    for count, pages in counters:
+        if count is None or pages is None:
+            continue
+        if last is not None and count != last:
+            ends.append(pages)
+        last = count
+    sharing = sharing or 0
+    projected, to_level = None, None
+    if len(ends) >= 3:
+        older, newer = ends[-2] - ends[-3], ends[-1] - ends[-2]
+        if 0 < newer < older:
+            ratio = newer / older
+            projected = int(sharing + newer * ratio / (1 - ratio))
+            target = CONVERGED_CHANGE * max(projected, 1)
+            to_level = 0 if newer <= target else math.ceil(math.log(target / newer) / math.log(ratio))
+    if since is not None and since >= CONVERGED_SCANS and change is not None and change < CONVERGED_CHANGE:
+        return Convergence(True, "converged", scanned, since, change, 0.0, projected or sharing)
+    to_go = max(CONVERGED_SCANS - (since or 0), to_level or 0, 1)
+    scan_s = latest.rates.full_scan_seconds
+    state = f"converging: about {to_go} full scan{'s' if to_go != 1 else ''} to go"
+    return Convergence(False, state, scanned, since, change, to_go * scan_s if scan_s else None, projected)
+
+
+def wandering_history(seed: int, count: int) -> list[Snapshot]:
+    """full_scans growing by 0-2 a sample, pages_sharing rising and falling, knob changes, guests coming and
+    going, KSM switched off for a while: a history that moves everything convergence reads."""
+    rng = random.Random(seed)
+    scans, sharing, to_scan, run, guests = 0, 0, 100, 1, (guest(1, rmap=500, anon_bytes=4096 * 1000),)
+    out = []
+    for t in range(count):
+        scans += rng.choice((0, 0, 0, 1, 1, 2))
+        sharing = max(0, sharing + rng.randint(-50, 400))
+        if rng.random() < 0.04:
+            to_scan = rng.choice((100, 1000, 5000))
+        if rng.random() < 0.02:
+            run = 1 - run
+        if rng.random() < 0.03:
+            guests = (*guests[:1], guest(len(guests) + 1)) if len(guests) < 3 else guests[:1]
+        out.append(snap(t, scans, sharing, run=run, to_scan=to_scan, guests=guests))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_history_judges_each_window_as_the_plain_walk_does(seed):
+    """A screen asks its History every sample: the ScanLog's answer (last change kept, steps of full_scans
+    walked from the end) equals the plain walk over the window, while the window slides past changes."""
     from ksmtop.history import History
 
-    later = [snap(40 + i, 4 + i // 5, 9010 + (i % 3)) for i in range(20)]
-    steps = [
-        snap(0, 0, 0), snap(10, 1, 5000), snap(20, 2, 9000), snap(30, 3, 9010),
-        snap(31, 3, 9010, to_scan=1000), snap(32, 3, 9010, to_scan=1000),
-        snap(33, 3, 9010, to_scan=1000, guests=(guest(1, rmap=500, anon_bytes=4096 * 1000), guest(2))),
-        *later,
-    ]  # fmt: skip
-    history = History(maxlen=12)  # the window slides: changes fall out of it as snapshots do
-    for count, snapshot in enumerate(steps, start=1):
+    snapshots = wandering_history(seed, 160)
+    history = History(maxlen=40)
+    for count, snapshot in enumerate(snapshots, start=1):
         history.append(snapshot)
-        for window in (3, 8, 12):
-            snapshots, marks = history.last(window), history.last_marks(window)
-            assert len(marks) == len(snapshots)
-            assert last_change_index(snapshots, marks) == last_change_index(snapshots), (count, window)
-            assert convergence(snapshots, marks=marks) == convergence(snapshots), (count, window)
-    assert list(History().marks) == []
+        for window in (1, 3, 12, 40):
+            expected = reference_convergence(snapshots[max(0, count - window) : count])
+            assert history.scans.convergence(snapshot, window) == expected, (seed, count, window)
+            assert convergence(snapshots[max(0, count - window) : count]) == expected, (seed, count, window)
+    assert sum(convergence(snapshots[:n]).converged for n in range(1, 160)) > 0, "no history reached converged"
+
+
+def test_a_snapshot_without_ksm_counters_starts_no_window():
+    from ksmtop.history import History
+
+    blind = dataclasses.replace(
+        snap(3, 0, 0), ksm=KsmState(True, {"run": 1, "pages_to_scan": 100, "sleep_millisecs": 20})
+    )
+    history = History()
+    for snapshot in (blind, snap(10, 1, 5000), snap(20, 2, 9000), snap(30, 3, 9020), snap(31, 3, 9030)):
+        history.append(snapshot)
+    result = history.scans.convergence(history.latest, 600)
+    assert result.full_scans_since_change == 2  # from the first snapshot that read full_scans
+    assert result.converged

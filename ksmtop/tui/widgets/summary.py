@@ -6,7 +6,7 @@ import re
 
 from rich.text import Text
 
-from ksmtop.convergence import Convergence, convergence
+from ksmtop.convergence import Convergence
 from ksmtop.diagnose import SIDE_CHANNEL_WARNING
 from ksmtop.format import human_bytes, human_count, human_rate, human_seconds, percent
 from ksmtop.history import History
@@ -119,10 +119,10 @@ def summary_text(snapshot: Snapshot, source: str, history: History | None = None
     if advisor_running(ksm):
         text.append("\n")
         text.append(advisor_text(snapshot))
-    if history is not None and len(history) and snapshot.mode != "remote":  # remote: the run state is unknown
-        window, marks = history.last(CONVERGENCE_WINDOW), history.last_marks(CONVERGENCE_WINDOW)
+    latest = history.latest if history is not None else None
+    if history is not None and latest is not None and snapshot.mode != "remote":  # remote: the run state is unknown
         text.append("\n")
-        text.append(merging_text(convergence(window, marks=marks), host.page_size))
+        text.append(merging_text(history.scans.convergence(latest, CONVERGENCE_WINDOW), host.page_size))
     merging_guests = sum(1 for guest in snapshot.guests if (guest.ksm_merging_pages or 0) > 0)
     if merging_guests > 1:
         text.append("\n⚠ ", "bold yellow")
