@@ -246,7 +246,7 @@ class KsmTopApp(SamplingApp):
         )
         main.show_tunables(snapshot.ksm, self.source.unavailable_knobs(snapshot.ksm), self.trade.points())
         main.show_timeline(list(self.events))
-        main.show_graphs(self.trends)
+        main.show_graphs(self.trends.graphs())
         self.redraw_selected()
         self.guests.refresh(list(view.rows.values()), view.selected)
         self.insight.refresh(snapshot, view.selected_pid, self.history)
@@ -303,7 +303,7 @@ class KsmTopApp(SamplingApp):
             self.source.select(pid)
             self.trends.select(pid, self.history)
             if self.view.snapshot is not None:
-                self.main.show_graphs(self.trends)
+                self.main.show_graphs(self.trends.graphs())
                 self.insight.refresh(self.view.snapshot, pid, self.history)
             self.redraw_selected()
 

@@ -15,15 +15,16 @@ from typing import Any, Protocol
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Vertical
 from textual.widgets import Footer
 
 from ksmtop.fleet.model import FLEET_FIELDS, FleetGuestRow, FleetSnapshot, HostRow
 from ksmtop.format import human_bytes, human_count, human_seconds, percent
 from ksmtop.tui.base import REPLAY_BINDINGS, SamplingApp
+from ksmtop.tui.series import Series
+from ksmtop.tui.widgets.graphs import Graphs
 from ksmtop.tui.widgets.line_table import LineTable, TableColumn, TableRow
 from ksmtop.tui.widgets.lines import LinesView
-from ksmtop.tui.widgets.trend import Trend
 from ksmtop.tui.work import SampleLoop
 
 KSM_STATES = {0: "off", 1: "on", 2: "unmerged"}
@@ -35,6 +36,15 @@ class FleetSource(Protocol):
     def sample(self) -> FleetSnapshot: ...
     def select(self, key: str | None) -> None: ...
     def close(self) -> None: ...
+
+
+HOST_GRAPHS: tuple[tuple[str, str, Callable[[float], str]], ...] = (
+    ("saving", "saving_bytes", human_bytes),
+    ("cpu", "ksmd_cpu_percent", percent),
+    ("profit", "profit_bytes", human_bytes),
+)
+"""The drilled-in host's graphs: name, the host series' field, how its figures are written."""
+HOST_GRAPH_TITLES = {"saving": "KSM saving", "cpu": "ksmd CPU", "profit": "general profit"}
 
 
 def _label(cls: str, name: str) -> str:
@@ -140,8 +150,7 @@ class FleetApp(SamplingApp):
     #fleet-header { height: auto; padding: 0 1; background: $boost; }
     #hosts { height: 1fr; }
     #guests { height: 1fr; display: none; }
-    #host-graphs { height: auto; display: none; border-top: solid $primary; padding: 0 1; }
-    #host-graphs LinesView { height: 1; color: $text-muted; }
+    #host-graphs { height: 10; width: 1fr; display: none; border-top: solid $primary; padding: 0 1; }
     #fleet-status { height: 1; background: $boost; color: $text-muted; padding: 0 1; }
     """
     BINDINGS = [
@@ -170,10 +179,7 @@ class FleetApp(SamplingApp):
         with Vertical():
             yield LineTable(HOST_COLUMNS, id="hosts")
             yield LineTable(GUEST_COLUMNS, id="guests")
-            with Horizontal(id="host-graphs"), Vertical():
-                for name in ("saving", "cpu", "profit"):
-                    yield LinesView(id=f"label-{name}", wrap=False)
-                    yield Trend(id=f"trend-{name}")
+            yield Graphs(HOST_GRAPH_TITLES, id="host-graphs")
         yield LinesView(id="fleet-status", wrap=False)
         yield Footer()
 
@@ -181,7 +187,7 @@ class FleetApp(SamplingApp):
         self.header = self.query_one("#fleet-header", LinesView)
         self.hosts = self.query_one("#hosts", LineTable)
         self.guests = self.query_one("#guests", LineTable)
-        self.graphs = self.query_one("#host-graphs")
+        self.graphs = self.query_one("#host-graphs", Graphs)
         self.status = self.query_one("#fleet-status", LinesView)
         self.hosts.focus()
         self.loop.request()
@@ -228,17 +234,14 @@ class FleetApp(SamplingApp):
         series = snapshot.host_series.get(key, {})
         host = snapshot.host(key)
         name = (host.hostname or host.instance) if host is not None else key
-        for widget, field, title, show in (
-            ("saving", "saving_bytes", f"{name}: KSM saving", human_bytes),
-            ("cpu", "ksmd_cpu_percent", f"{name}: ksmd CPU", percent),
-            ("profit", "profit_bytes", f"{name}: general profit", human_bytes),
-        ):
+        graphs: dict[str, tuple[str, Series | None]] = {}
+        for graph, field, show in HOST_GRAPHS:
             line = series.get(field)
-            values = line.filled() if line is not None else []
             known = [value for value in (line.values if line is not None else ()) if value is not None]
+            title = f"{name}: {HOST_GRAPH_TITLES[graph]}"
             label = title + (f": {show(known[-1])}  max {show(max(known))}  (bars from 0)" if known else ": –")
-            self.query_one(f"#label-{widget}", LinesView).show([Text(label)])
-            self.query_one(f"#trend-{widget}", Trend).show(values)
+            graphs[graph] = (label, Series.of(line.filled()) if line is not None else None)
+        self.graphs.plot(graphs)
 
     def show_status(self) -> None:
         parts: list[str] = []

@@ -11,10 +11,12 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ksmtop.format import human_bytes, human_count
 from ksmtop.history import History
 from ksmtop.model import Snapshot
 from ksmtop.rows import GuestRow, guest_rows
 from ksmtop.tui.columns import BY_KEY, COLUMN_KEYS, COLUMNS, Column
+from ksmtop.tui.series import Series
 from ksmtop.tui.widgets.line_table import TableRow
 
 GRAPH_WINDOW = 600
@@ -155,15 +157,40 @@ class View:
         return [column.label + (mark if column.key == self.sort_key else "") for column in self.visible_columns]
 
 
+GRAPHS: tuple[tuple[str, str, Callable[[float], str]], ...] = (
+    ("rss", "Guest RSS", human_bytes),
+    ("saving", "KSM saving", human_bytes),
+    ("selected", "Selected guest merged pages", human_count),
+)
+"""Each sparkline of the main screen: its name, its title, how its figures are written."""
+GRAPH_TITLES = {name: title for name, title, _ in GRAPHS}
+
+
+def coarse_span(seconds: float) -> str:
+    """The span a graph covers, in steps (10 s, then minutes), so its label does not change every second."""
+    if seconds < 60:
+        return f"{max(10, round(seconds / 10) * 10):.0f} s"
+    return f"{round(seconds / 60):.0f} min"
+
+
+def label_text(title: str, show: Callable[[float], str], series: Series, seconds: float | None) -> str:
+    """The line above a graph: the latest figure, the range, the span, and the baseline ("from 0")."""
+    latest, low, high = series.latest, series.low, series.high
+    if latest is None or low is None or high is None:
+        return title
+    span = f"{coarse_span(seconds)}, " if seconds else ""
+    return f"{title}: {show(latest)}  min {show(low)}  max {show(high)}  ({span}from 0)"
+
+
 class Trends:
     """The sparklines' series, kept as samples arrive (not rebuilt from the history every second)."""
 
     def __init__(self, window: int = GRAPH_WINDOW) -> None:
         self.window = window
         self.times: deque[float] = deque(maxlen=window)
-        self.rss: deque[float] = deque(maxlen=window)
-        self.saving: deque[float] = deque(maxlen=window)
-        self.selected: deque[float] = deque(maxlen=window)
+        self.rss = Series(window)
+        self.saving = Series(window)
+        self.selected = Series(window)
         self.selected_pid: int | None = None
 
     def reset(self, history: History, pid: int | None) -> None:
@@ -198,3 +225,13 @@ class Trends:
     @property
     def seconds(self) -> float | None:
         return self.times[-1] - self.times[0] if len(self.times) > 1 else None
+
+    def graphs(self) -> dict[str, tuple[str, Series | None]]:
+        """What the main screen's Graphs show: per graph, its label and its series (no guest selected: none)."""
+        seconds = self.seconds
+        shown = {"rss": self.rss, "saving": self.saving, "selected": self.selected if self.selected_pid else None}
+        graphs: dict[str, tuple[str, Series | None]] = {}
+        for name, title, show in GRAPHS:
+            series = shown[name]
+            graphs[name] = (label_text(title, show, series, seconds) if series is not None else title, series)
+        return graphs

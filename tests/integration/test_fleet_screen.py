@@ -64,7 +64,10 @@ async def test_the_fleet_screen_shows_every_host_drills_into_one_and_marks_a_dea
             await wait_until(pilot, lambda: guests.display and guests.row_count == 2)
             assert cell(app, "guests", "web-1", "merged_bytes") == human_bytes(100 * PAGE)
             assert cell(app, "guests", "web-2", "merged_bytes") == human_bytes(50 * PAGE)
-            assert "host-b: KSM saving" in widget_text(app.query_one("#label-saving"))
+            label, *bars = app.graphs.lines("saving")
+            assert label.startswith(f"host-b: KSM saving: {human_bytes(35 * PAGE)}")
+            assert bars[-1].strip(), bars  # a positive saving draws at least the lowest bar
+            assert app.graphs.render_line(0).text.startswith("host-b: KSM saving")  # what reaches the screen
             await pilot.press("escape")
             assert hosts.display and not guests.display
 

@@ -11,8 +11,8 @@ import pytest
 from ksmtop.live import LiveSource
 from ksmtop.replay import ReplaySource
 from ksmtop.tui.app import KsmTopApp
+from ksmtop.tui.widgets.bars import BLOCKS, bar_lines
 from ksmtop.tui.widgets.graphs import BAR_LINES
-from ksmtop.tui.widgets.trend import BLOCKS, bar_lines
 from tests.tui.conftest import wait_until, widget_text
 
 SIZE = (170, 48)
@@ -34,31 +34,6 @@ def test_bars_rise_from_zero_and_the_newest_is_on_the_right():
     assert bottom == "   " + " " + BLOCKS[-1] and top == "    " + BLOCKS[-1]
     assert bar_lines([], width=4, height=2) == ["    ", "    "]
     assert bar_lines([-5.0, 5.0], width=2, height=1) == [" " + BLOCKS[-1]]  # negative values draw as zero
-
-
-async def test_a_sparkline_redraws_when_its_picture_changes_not_when_only_its_data_does():
-    from textual.app import App
-
-    from ksmtop.tui.widgets.trend import Trend
-
-    class One(App):
-        def compose(self):
-            yield Trend()
-
-    app = One()
-    async with app.run_test(size=(40, 4)) as pilot:
-        trend = app.query_one(Trend)
-        assert trend.size.width == 40
-        trend.show([100.0] * 40)  # a full window: one sample a column
-        await pilot.pause()
-        drawn = [trend.render_line(y).text for y in range(2)]
-        refreshes = []
-        trend.refresh = lambda *args, **kwargs: refreshes.append(args)  # type: ignore[method-assign]
-        trend.show([100.0] * 39 + [100.2])  # the window slid on a flat series: new data, the same picture
-        assert refreshes == [] and [trend.render_line(y).text for y in range(2)] == drawn
-        trend.show([100.0] * 38 + [100.2, 40.0])  # a drop the eye must see
-        assert len(refreshes) == 1
-        assert [trend.render_line(y).text for y in range(2)] != drawn
 
 
 async def test_the_rss_graph_of_a_recorded_session_starts_at_zero():
@@ -186,14 +161,25 @@ async def test_w_saves_the_setup_and_f_chooses_columns_and_the_next_start_keeps_
 async def test_the_graphs_redraw_only_the_lines_that_changed():
     from textual.app import App, ComposeResult
 
+    from ksmtop.tui.series import Series
+    from ksmtop.tui.view import GRAPH_TITLES, GRAPHS, label_text
     from ksmtop.tui.widgets.graphs import Graphs
 
     class OneGraphs(App):
         def compose(self) -> ComposeResult:
-            yield Graphs()
+            yield Graphs(GRAPH_TITLES)
 
     app = OneGraphs()
     MIB = 2**20
+    rss, saving = Series(40), Series(40)
+
+    def plot() -> None:
+        shown = {"rss": rss, "saving": saving, "selected": None}
+        graphs.plot(
+            {name: (label_text(title, show, shown[name], 40.0) if shown[name] else title, shown[name])
+             for name, title, show in GRAPHS}
+        )  # fmt: skip
+
     async with app.run_test(size=(60, 12)) as pilot:
         graphs = app.query_one(Graphs)
         await pilot.pause()
@@ -203,7 +189,9 @@ async def test_the_graphs_redraw_only_the_lines_that_changed():
             text.ljust(len(blank)) for title in ("Guest RSS", "KSM saving", "Selected guest merged pages")
             for text in (title, blank, blank)
         ]  # fmt: skip
-        graphs.plot([100.0 * MIB] * 40, [10.0 * MIB] * 40, [], 40.0)
+        rss.extend([100.0 * MIB] * 40)
+        saving.extend([10.0 * MIB] * 40)
+        plot()
         await pilot.pause()
         refreshed: list[int] = []
         original = graphs.refresh
@@ -211,15 +199,19 @@ async def test_the_graphs_redraw_only_the_lines_that_changed():
             refreshed.extend(r.y for r in regions),
             original(*regions, **kwargs),
         )  # type: ignore[method-assign]
-        graphs.plot([100.0 * MIB] * 40, [10.0 * MIB] * 40, [], 40.0)  # nothing moved
+        plot()  # nothing moved
+        rss.append(100.0 * MIB)  # the window slid on flat series: new data, the same label and picture
+        saving.append(10.0 * MIB)
+        plot()
         assert refreshed == []
-        graphs.plot(
-            [100.0 * MIB] * 39 + [100.6 * MIB], [10.0 * MIB] * 40, [], 40.0
-        )  # a figure moved, the picture did not
+        rss.append(100.6 * MIB)  # a figure moved, the picture did not
+        saving.append(10.0 * MIB)
+        plot()
         assert refreshed == [0]
         refreshed.clear()
-        graphs.plot(
-            [100.0 * MIB] * 39 + [100.6 * MIB], [10.0 * MIB] * 39 + [2.0 * MIB], [], 40.0
-        )  # the saving dropped: its label, bars
+        rss.append(100.6 * MIB)
+        saving.append(2.0 * MIB)  # the saving dropped: its label, bars
+        plot()
         assert refreshed == [3, 4, 5]
+        assert graphs.lines("saving")[2] == (BLOCKS[-1] * 39 + BLOCKS[3]).rjust(len(blank))  # 2 of 10 MiB: 3 of 16 levels
         assert graphs.lines("selected") == ["Selected guest merged pages", blank, blank]  # no guest selected

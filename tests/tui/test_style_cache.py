@@ -9,16 +9,17 @@ from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.strip import Strip
 
+from ksmtop.tui.series import Series
+from ksmtop.tui.widgets.graphs import Graphs
 from ksmtop.tui.widgets.line_table import LineTable, TableColumn, TableRow
 from ksmtop.tui.widgets.lines import LinesView
-from ksmtop.tui.widgets.trend import Trend
 
 
 class ThreeWidgets(App):
     def compose(self) -> ComposeResult:
         yield LineTable((TableColumn("name", "Name"),), id="table")
         yield LinesView(id="lines")
-        yield Trend(id="trend")
+        yield Graphs({"one": "One"}, id="graphs")
 
 
 def first_style(strip: Strip) -> Style:
@@ -27,11 +28,12 @@ def first_style(strip: Strip) -> Style:
 
 def backgrounds(app: ThreeWidgets) -> dict[str, tuple[object, object]]:
     """Per widget: the background its first content line is drawn with, and the one its CSS gives it now."""
-    table, lines, trend = app.query_one(LineTable), app.query_one(LinesView), app.query_one(Trend)
+    table, lines, graphs = app.query_one(LineTable), app.query_one(LinesView), app.query_one(Graphs)
     return {
         "table": (first_style(table.render_line(2)).bgcolor, table.rich_style.bgcolor),  # line 1 holds the cursor
         "lines": (first_style(lines.render_line(0)).bgcolor, lines.rich_style.bgcolor),
-        "trend": (first_style(trend.render_line(0)).bgcolor, trend.rich_style.bgcolor),
+        "graph label": (first_style(graphs.render_line(0)).bgcolor, graphs.rich_style.bgcolor),
+        "graph bars": (first_style(graphs.render_line(1)).bgcolor, graphs.rich_style.bgcolor),
     }
 
 
@@ -41,7 +43,7 @@ async def test_a_theme_change_redraws_every_line_in_the_new_colours():
         app.theme = "textual-dark"
         app.query_one(LineTable).set_rows([TableRow("a", ("a",)), TableRow("b", ("b",))])
         app.query_one(LinesView).show([Text("one line")])
-        app.query_one(Trend).show([1.0, 2.0, 3.0])
+        app.query_one(Graphs).plot({"one": ("One: 3", Series.of([1.0, 2.0, 3.0]))})
         await pilot.pause()
         dark = backgrounds(app)
         assert all(drawn == now for drawn, now in dark.values()), dark

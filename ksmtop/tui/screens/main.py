@@ -6,7 +6,7 @@ nothing about where the figures come from, and computes nothing itself.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -20,7 +20,8 @@ from ksmtop.convergence import TradePoint
 from ksmtop.knobs import WriteResult
 from ksmtop.model import Event, KsmState, Snapshot
 from ksmtop.rows import GuestRow
-from ksmtop.tui.view import Trends
+from ksmtop.tui.series import Series
+from ksmtop.tui.view import GRAPH_TITLES
 from ksmtop.tui.widgets.details import GuestDetails
 from ksmtop.tui.widgets.graphs import Graphs
 from ksmtop.tui.widgets.guests import GuestTable
@@ -51,7 +52,7 @@ class MainScreen(Screen[None]):
                 yield Input(placeholder="filter by name (Esc clears)", id="filter")
                 yield GuestDetails(id="details")
                 with Horizontal(id="history"):
-                    yield Graphs(id="graphs")
+                    yield Graphs(GRAPH_TITLES, id="graphs")
                     yield Timeline(id="timeline")
             yield TunablesPanel(id="tunables")
         yield LinesView(id="status", wrap=False)
@@ -90,9 +91,8 @@ class MainScreen(Screen[None]):
     def show_details(self, row: GuestRow | None, snapshot: Snapshot, control: str, insight: str) -> None:
         self.details.show_guest(row, snapshot, control, insight)
 
-    def show_graphs(self, trends: Trends) -> None:
-        seconds = trends.seconds
-        self.graphs.plot(trends.rss, trends.saving, trends.selected if trends.selected_pid else (), seconds)
+    def show_graphs(self, graphs: Mapping[str, tuple[str, Series | None]]) -> None:
+        self.graphs.plot(graphs)
 
     def show_tunables(self, state: KsmState, unavailable: dict[str, str], trade: Sequence[TradePoint]) -> None:
         self.tunables.show(state, unavailable)

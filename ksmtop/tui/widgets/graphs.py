@@ -1,15 +1,16 @@
-"""Sparklines of memory as ksmd converges: total guest RSS, host saving, the selected guest's merged pages.
+"""Sparklines, each a label line above its bars: the main screen's three (guest RSS, KSM saving, the selected
+guest's merged pages) and the fleet's per host.
 
-One widget draws the three graphs line by line (a label line, then two lines of bars each): the screen redraws
-every widget under a change on every pass, so one widget here costs a tenth of the ten it replaced (a container,
-three graph boxes, three labels, three bar widgets). Each line is redrawn only when its text changed: the label
-when a figure moved, the bars when the picture moved. The bars rise from zero (widgets/trend.py), and the
-label says the scale.
+One widget draws all its graphs line by line: the screen redraws every widget under a change on every pass, so
+one widget here costs a tenth of the ten it replaced (a container, three graph boxes, three labels, three bar
+widgets). Each line is redrawn only when its text changed: the label when a figure moved, the bars when the
+picture moved; the bars are worked out again only when their series gained a value (tui/series.py keeps the
+columns as values arrive). The bars rise from zero (widgets/bars.py), and the label says the scale.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping
 
 from rich.segment import Segment
 from rich.style import Style
@@ -17,33 +18,11 @@ from textual.geometry import Region
 from textual.strip import Strip
 from textual.widget import Widget
 
-from ksmtop.format import human_bytes, human_count
-from ksmtop.tui.widgets.trend import bar_lines
+from ksmtop.tui.series import Series
+from ksmtop.tui.widgets.bars import bars
 
 BAR_LINES = 2
 """Lines of bars under each label."""
-
-SERIES: tuple[tuple[str, str, Callable[[float], str]], ...] = (
-    ("rss", "Guest RSS", human_bytes),
-    ("saving", "KSM saving", human_bytes),
-    ("selected", "Selected guest merged pages", human_count),
-)
-"""Each graph: its name, its title, how its figures are written."""
-
-
-def coarse_span(seconds: float) -> str:
-    """The span a graph covers, in steps (10 s, then minutes), so its label does not change every second."""
-    if seconds < 60:
-        return f"{max(10, round(seconds / 10) * 10):.0f} s"
-    return f"{round(seconds / 60):.0f} min"
-
-
-def label_text(title: str, show: Callable[[float], str], values: Sequence[float], seconds: float | None) -> str:
-    """The line above a graph: the latest figure, the range, the span, and the baseline ("from 0")."""
-    if not values:
-        return title
-    span = f"{coarse_span(seconds)}, " if seconds else ""
-    return f"{title}: {show(values[-1])}  min {show(min(values))}  max {show(max(values))}  ({span}from 0)"
 
 
 class Graphs(Widget):
@@ -54,36 +33,33 @@ class Graphs(Widget):
     Graphs > .graphs--bar { color: $primary; }
     """
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(self, titles: Mapping[str, str], *, id: str | None = None) -> None:
+        """``titles``: per graph, in order, its name and what its label says before the first plot."""
         super().__init__(id=id)
-        self._series: dict[str, tuple[float, ...]] = {name: () for name, _, _ in SERIES}
-        self._seconds: float | None = None
-        self._bars: dict[str, tuple[tuple[int, tuple[float, ...]], list[str]]] = {}
-        """Per graph, the bars drawn last with the width they were drawn for."""
+        self._graphs: dict[str, tuple[str, Series | None]] = {name: (title, None) for name, title in titles.items()}
+        self._bars: dict[str, tuple[tuple[int, tuple[int, int]], list[str]]] = {}
+        """Per graph, the bars drawn last with the width and the series version they were drawn for."""
         self._lines: list[tuple[str, str]] = []
         """What each content line shows: ("label" or "bar", its text); laid out on the first resize."""
         self._strips: dict[int, Strip] = {}
         self._styles: dict[str, Style] = {}
 
-    def plot(
-        self, rss: Sequence[float], saving: Sequence[float], selected: Sequence[float], seconds: float | None
-    ) -> None:
-        self._series = {"rss": tuple(rss), "saving": tuple(saving), "selected": tuple(selected)}
-        self._seconds = seconds
+    def plot(self, graphs: Mapping[str, tuple[str, Series | None]]) -> None:
+        """Per graph by name: its label, and its series (None: no bars)."""
+        self._graphs = {name: graphs.get(name, shown) for name, shown in self._graphs.items()}
         self._redraw()
 
     def lines(self, name: str) -> list[str]:
         """The label and the bars of one graph, as drawn (tests, copies)."""
-        first = [series for series, _, _ in SERIES].index(name) * (1 + BAR_LINES)
+        first = list(self._graphs).index(name) * (1 + BAR_LINES)
         return [text for _, text in self._lines[first : first + 1 + BAR_LINES]]
 
     def _redraw(self) -> None:
         width = self.content_size.width
         lines: list[tuple[str, str]] = []
-        for name, title, show in SERIES:
-            values = self._series[name]
-            lines.append(("label", label_text(title, show, values, self._seconds)))
-            lines.extend(("bar", text) for text in self._bars_of(name, values, width))
+        for name, (label, series) in self._graphs.items():
+            lines.append(("label", label))
+            lines.extend(("bar", text) for text in self._bars_of(name, series, width))
         changed = [y for y, line in enumerate(lines) if y >= len(self._lines) or self._lines[y] != line]
         self._lines = lines
         for y in changed:
@@ -91,11 +67,13 @@ class Graphs(Widget):
         if changed:
             self.refresh(*[Region(0, y, self.size.width, 1) for y in changed])
 
-    def _bars_of(self, name: str, values: tuple[float, ...], width: int) -> list[str]:
+    def _bars_of(self, name: str, series: Series | None, width: int) -> list[str]:
+        if series is None:
+            return [" " * width] * BAR_LINES
         drawn = self._bars.get(name)
-        key = (width, values)
+        key = (width, series.version)
         if drawn is None or drawn[0] != key:
-            drawn = self._bars[name] = (key, bar_lines(values, width, BAR_LINES))
+            drawn = self._bars[name] = (key, bars(series.columns(width), width, BAR_LINES))
         return drawn[1]
 
     def on_resize(self) -> None:
