@@ -213,5 +213,7 @@ async def test_the_graphs_redraw_only_the_lines_that_changed():
         saving.append(2.0 * MIB)  # the saving dropped: its label, bars
         plot()
         assert refreshed == [3, 4, 5]
-        assert graphs.lines("saving")[2] == (BLOCKS[-1] * 39 + BLOCKS[3]).rjust(len(blank))  # 2 of 10 MiB: 3 of 16 levels
+        assert graphs.lines("saving")[2] == (BLOCKS[-1] * 39 + BLOCKS[3]).rjust(
+            len(blank)
+        )  # 2 of 10 MiB: 3 of 16 levels
         assert graphs.lines("selected") == ["Selected guest merged pages", blank, blank]  # no guest selected

@@ -58,9 +58,7 @@ def base_lines(tmp_path_factory) -> list[bytes]:
     return path.read_bytes().splitlines(keepends=True)
 
 
-@settings(
-    max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_mutated_recordings_that_read_replay_without_breaking_the_screen(tmp_path, base_lines, data):
     blob = data.draw(recording_blobs(base_lines))
