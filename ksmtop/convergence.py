@@ -128,19 +128,6 @@ class ScanLog:
                 return Step(seq, scans, sharing)
         return None
 
-    def window_steps(self, size: int) -> list[Step]:
-        """The window's first readable snapshot, then each step of full_scans after it (a handful: walked from
-        the end while inside the window)."""
-        first = self._first_known(self.window_start(size))
-        if first is None:
-            return []
-        later: list[Step] = []
-        for step in reversed(self.steps):
-            if step.seq <= first.seq:
-                break
-            later.append(step)
-        return [first, *reversed(later)]
-
     def convergence(self, latest: Snapshot, size: int, full_scan_seconds: float | None = None) -> Convergence:
         """Where merging stands in the newest ``size`` snapshots, ``latest`` the last one added."""
         if not self.count:
@@ -165,9 +152,17 @@ class ScanLog:
         return Convergence(False, state, scanned, since, change, eta, projected)
 
     def _last_steps(self, size: int) -> list[Step]:
-        """The window's first readable snapshot and its last three steps: all that convergence reads."""
-        steps = self.window_steps(size)
-        return steps if len(steps) <= 4 else [steps[0], *steps[-3:]]
+        """The window's first readable snapshot and its last three steps of full_scans: all that convergence
+        reads (walked from the end, three steps at most, however often full_scans moved in the window)."""
+        first = self._first_known(self.window_start(size))
+        if first is None:
+            return []
+        later: list[Step] = []
+        for step in reversed(self.steps):
+            if step.seq <= first.seq or len(later) == 3:
+                break
+            later.append(step)
+        return [first, *reversed(later)]
 
 
 def scan_log(snapshots: Sequence[Snapshot]) -> ScanLog:
