@@ -39,6 +39,10 @@ class LinesView(Widget):
         self._strips: dict[int, Strip] = {}
         self._width = 0
         self._base: Style | None = None
+        self._wraps: dict[_Key, list[Text]] = {}
+        """The screen lines each line of the last show wrapped to (wrapping a long line costs more than
+        building it): a line shown again as it was is not wrapped again."""
+        self._wraps_width = 0
 
     @property
     def text(self) -> str:
@@ -73,9 +77,15 @@ class LinesView(Widget):
         if not self.wrap:
             return [line for text in self._lines for line in text.split("\n", allow_blank=True)]
         console = _console(width)
+        kept = self._wraps if self._wraps_width == width else {}
+        wraps: dict[_Key, list[Text]] = {}
         lines: list[Text] = []
-        for text in self._lines:
-            lines.extend(text.wrap(console, width) if text.cell_len > width or "\n" in text.plain else [text])
+        for key, text in zip(self._keys, self._lines, strict=True):
+            wrapped = wraps[key] = kept.get(key) or (
+                text.wrap(console, width) if text.cell_len > width or "\n" in text.plain else [text]
+            )
+            lines.extend(wrapped)
+        self._wraps, self._wraps_width = wraps, width
         return lines
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
