@@ -74,8 +74,8 @@ class MainScreen(Screen[None]):
         self.post_message(self.Ready())
 
     # --- what the app hands down --------------------------------------------------------------------------
-    def show_summary(self, text: Text) -> None:
-        self.summary.show_text(text)
+    def show_summary(self, lines: Sequence[Text]) -> None:
+        self.summary.show(lines)
 
     def show_table(
         self,
