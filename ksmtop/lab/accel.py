@@ -57,6 +57,7 @@ def choose_accel(
         raise LabError(f"unknown accelerator {requested!r}: use auto, kvm or tcg")
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return AccelChoice("tcg", "/dev/kvm is missing or not accessible")
+    runtime_path(runtime)  # created 0700 and checked as ours before the cache is read or the probe writes there
     cache_file = runtime / "accel.json"
     key = {"boot_id": boot_id(), "qemu": _binary_identity(qemu), "image": image.image_id}
     cached = _read_cache(cache_file, key)
@@ -64,7 +65,6 @@ def choose_accel(
         return cached
     log(f"probing KVM with a test boot (at most {deadline:g} s, once per host boot)")
     choice = probe_kvm(runtime / ".kvm-probe", image, qemu, deadline)
-    runtime_path(runtime)
     cache_file.write_text(json.dumps({"key": key, "choice": asdict(choice)}) + "\n")
     return choice
 
