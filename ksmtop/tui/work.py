@@ -129,6 +129,7 @@ class SampleLoop:
         self._jobs.put(body)
 
     def _serve(self) -> None:
+        name_this_thread("ksmtop-sampling")
         while (job := self._jobs.get()) is not None:
             job()
 
@@ -187,3 +188,13 @@ class SampleLoop:
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
+
+
+def name_this_thread(name: str) -> None:
+    """Give the calling thread its name in the kernel too (at most 15 bytes), so that `top -H`, htop and
+    /proc/PID/task/*/comm tell ksmtop's threads apart (Python 3.11 names threads for itself only)."""
+    try:
+        with open(f"/proc/self/task/{threading.get_native_id()}/comm", "w") as comm:
+            comm.write(name[:15])
+    except OSError:
+        pass  # no /proc: the name is only a convenience

@@ -46,3 +46,20 @@ def test_guest_control_answers_redraw_only_when_they_changed():
     assert redraws == [1, 1, 1]
     guests._refreshed(({**lab, "lab-2": Control(False, why="no agent")}, {}, {}, []))
     assert redraws == [1, 1, 1, 1]
+
+
+async def test_the_sampling_thread_has_its_name_in_the_kernel():
+    """`top -H` and /proc/PID/task/*/comm show which of ksmtop's threads costs what (bench/screen_cpu.py)."""
+    import threading
+    from pathlib import Path
+
+    from ksmtop.replay import ReplaySource
+    from ksmtop.tui.app import KsmTopApp
+    from tests.tui.conftest import wait_until
+
+    app = KsmTopApp(ReplaySource(Path(__file__).parent / "data" / "session.jsonl"), interval=0.2)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: app.history.latest is not None)
+        names = {task.name: (task / "comm").read_text().strip() for task in Path("/proc/self/task").iterdir()}
+        assert "ksmtop-sampling" in names.values()
+        assert names[str(threading.get_native_id())] != "ksmtop-sampling"  # the main thread keeps its own
