@@ -15,6 +15,7 @@ from ksmtop.fleet.recording import FleetRecordingWriter, FleetReplaySource, Reco
 from ksmtop.fleet.source import FleetSource
 from ksmtop.format import human_bytes
 from ksmtop.tui.fleet import FleetApp
+from ksmtop.tui.widgets.graphs import BAR_LINES
 from tests.integration.test_prometheus_fleet import fixture_host
 from tests.support.prometheus import Exporter, PrometheusServer, installed
 from tests.tui.conftest import wait_until, widget_text
@@ -68,6 +69,8 @@ async def test_the_fleet_screen_shows_every_host_drills_into_one_and_marks_a_dea
             assert label.startswith(f"host-b: KSM saving: {human_bytes(35 * PAGE)}")
             assert bars[-1].strip(), bars  # a positive saving draws at least the lowest bar
             assert app.graphs.render_line(0).text.startswith("host-b: KSM saving")  # what reaches the screen
+            assert app.graphs.content_size.height == 3 * (1 + BAR_LINES)  # the three graphs, none cut off
+            assert app.graphs.lines("profit")[0].startswith("host-b: general profit")
             await pilot.press("escape")
             assert hosts.display and not guests.display
 
