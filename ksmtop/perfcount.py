@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ksmtop.collect.faults import FaultCounters, FaultCounts
 from ksmtop.collect.ksmtrace import AdvisorRecord, KsmTracer, KsmTraceSample
-from ksmtop.model import GuestSample, KsmRates
+from ksmtop.model import GuestSample, KsmRates, replace_guest
 
 MAX_FAULT_GUESTS = 64
 """Guests counted with perf (one counter pair per thread each); the rest keep the /proc figures only."""
@@ -89,7 +89,7 @@ class PerfCounting:
             if now is not None and before is not None and now.monotonic_ns > before.monotonic_ns:
                 seconds = (now.monotonic_ns - before.monotonic_ns) / 1e9
                 faults = (now.minor + now.major - before.minor - before.major) / seconds
-                guest = dataclasses.replace(guest, perf_faults_per_s=max(0.0, faults))
+                guest = replace_guest(guest, perf_faults_per_s=max(0.0, faults))
             result.append(guest)
         self._fault_counts = counts
         return result

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 from ksmtop.format import human_bytes
-from ksmtop.model import GuestSample, HostSample, KsmRates, KsmState, Snapshot
+from ksmtop.model import GuestSample, HostSample, KsmRates, KsmState, Snapshot, replace_guest
 
 
 def _rate(new: float | None, old: float | None, seconds: float) -> float | None:
@@ -34,10 +34,10 @@ def guest_rates(
     debt = guest_debt(guest, page_size)
     old = previous.guest(guest.pid) if previous is not None else None
     if not interval or old is None or old.start_ticks != guest.start_ticks:
-        return guest if debt == guest.unmerge_debt_bytes else dataclasses.replace(guest, unmerge_debt_bytes=debt)
+        return guest if debt == guest.unmerge_debt_bytes else replace_guest(guest, unmerge_debt_bytes=debt)
     faults = _rate(guest.minor_faults + guest.major_faults, old.minor_faults + old.major_faults, interval)
     cpu = _rate(guest.cpu_seconds, old.cpu_seconds, interval)
-    return dataclasses.replace(
+    return replace_guest(
         guest,
         cpu_percent=None if cpu is None else max(0.0, 100.0 * cpu),
         faults_per_s=faults,

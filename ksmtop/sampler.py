@@ -16,7 +16,7 @@ from ksmtop.collect.host import HostReader
 from ksmtop.collect.ksm import KsmReader
 from ksmtop.collect.procfs import ProcessTable, Rollup, read_rollup
 from ksmtop.knobs import advisor_running
-from ksmtop.model import Event, GuestSample, Scope, Snapshot
+from ksmtop.model import Event, GuestSample, Scope, Snapshot, replace_guest
 from ksmtop.perfcount import PerfCounting
 from ksmtop.rates import guest_rates, host_rates, ksm_rates
 
@@ -124,7 +124,7 @@ class Sampler:
             else:
                 rollup, age = cached[0], max(0.0, now - cached[1])
                 result.append(
-                    dataclasses.replace(
+                    replace_guest(
                         guest,
                         pss_bytes=rollup.pss_bytes,
                         pss_age_s=round(age, 1),

@@ -37,3 +37,17 @@ def test_the_twin_matches_the_model_field_by_field():
     twin = [(f.name, f.default) for f in dataclasses.fields(_GuestSampleBuilder)]
     assert twin == ours
     assert _GuestSampleBuilder.__slots__ == GuestSample.__slots__
+
+
+@pytest.mark.parametrize("changes", [{}, {"rss_bytes": 1}, {"cpu_percent": 12.5, "unmerge_debt_bytes": None}])
+def test_replace_guest_is_dataclasses_replace(changes):
+    from ksmtop.model import replace_guest
+
+    guest = GuestSample(*ALL)
+    replaced = replace_guest(guest, **changes)
+    assert type(replaced) is GuestSample and replaced == dataclasses.replace(guest, **changes)
+    assert guest == GuestSample(*ALL)  # the original is untouched
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        replaced.rss_bytes = 0  # type: ignore[misc]
+    with pytest.raises(KeyError):
+        replace_guest(guest, no_such_field=1)
