@@ -3,10 +3,12 @@ thread, one sample loop, and the replay keys of a source that has a clock."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from textual.app import App
 from textual.binding import Binding
+from textual.driver import Driver
 from textual.notifications import SeverityLevel
 
 from ksmtop.tui.screens.interval import IntervalScreen
@@ -29,6 +31,18 @@ class SamplingApp(App[None]):
     loop: SampleLoop
     clock: Any
     interval: float
+
+    def get_driver_class(self) -> type[Driver]:
+        """Textual's choice, except its Linux driver: the same without ten wake-ups a second (tui/driver.py).
+        TEXTUAL_DRIVER, other platforms and Textual's tests (headless) keep theirs."""
+        chosen = super().get_driver_class()
+        if os.environ.get("TEXTUAL_DRIVER"):
+            return chosen
+        if chosen.__module__ == "textual.drivers.linux_driver" and chosen.__name__ == "LinuxDriver":
+            from ksmtop.tui.driver import QuietLinuxDriver
+
+            return QuietLinuxDriver
+        return chosen
 
     @property
     def paused(self) -> bool:
