@@ -42,6 +42,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def thread_seconds(pid: int) -> dict[str, float]:
+    """utime + stime per thread of a process, in seconds, by thread name (the main thread as "main")."""
+    seconds: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = "main" if task.name == str(pid) else (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # a worker thread that ended between the listing and the read
+        seconds[name] = seconds.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / TICKS
+    return seconds
+
+
 def tmux(*args: str) -> str:
     return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True).stdout
 
@@ -84,14 +97,20 @@ def measure(guests: int, args: argparse.Namespace, ksmtop: str) -> dict:
         counted = re.search(r"\b(\d+) guests,", screen)
         shown = counted is not None and int(counted.group(1)) == guests  # no other qemu on the host in the picture
         before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        threads_before = thread_seconds(pids["ksmtop"])
         started = time.monotonic()
         time.sleep(args.seconds)
         elapsed = time.monotonic() - started
         after = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        threads_after = thread_seconds(pids["ksmtop"])
+        threads = {  # worker threads that came and went in between are in the process's figure only
+            name: 100 * (threads_after[name] - threads_before.get(name, 0.0)) / elapsed for name in threads_after
+        }
         ksm = read_ksm("/")
         return {
             "guests": guests,
             "percent": {name: 100 * (after[name] - before[name]) / elapsed for name in pids},
+            "threads": threads,
             "seconds": elapsed,
             "shown": shown,
             "merged_pages": merged,
@@ -167,6 +186,8 @@ def main() -> int:
         )
         verdict = target + ("" if ok else " MISSED")
         print(f"{result['guests']:>6} {ours:>9.2f} {htop:>7.2f} {ratio:>6.1f}x  {verdict:<22} {conditions}")
+        busiest = sorted(result["threads"].items(), key=lambda item: -item[1])
+        print(f"{'':>6} ksmtop's threads: " + ", ".join(f"{name} {share:.2f}%" for name, share in busiest if share > 0))
     return 1 if failed else 0
 
 
