@@ -11,6 +11,7 @@ from textual.binding import Binding
 from textual.driver import Driver
 from textual.notifications import SeverityLevel
 
+from ksmtop.tui.driver import LinuxDriver, QuietLinuxDriver
 from ksmtop.tui.screens.interval import IntervalScreen
 from ksmtop.tui.work import Finished, SampleLoop
 
@@ -38,9 +39,7 @@ class SamplingApp(App[None]):
         chosen = super().get_driver_class()
         if os.environ.get("TEXTUAL_DRIVER"):
             return chosen
-        if chosen.__module__ == "textual.drivers.linux_driver" and chosen.__name__ == "LinuxDriver":
-            from ksmtop.tui.driver import QuietLinuxDriver
-
+        if chosen is LinuxDriver:
             return QuietLinuxDriver
         return chosen
 

@@ -41,6 +41,9 @@ class _WakingEvent(threading.Event):
             pass  # closed: the thread has ended already
 
 
+__all__ = ["LinuxDriver", "QuietLinuxDriver"]
+
+
 class QuietLinuxDriver(LinuxDriver):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]

@@ -76,7 +76,8 @@ def wakeups(task: Path) -> int:
 def start(driver: str | None) -> Iterator[Terminal]:
     session = f"ksmtop-driver-{os.getpid()}-{time.monotonic_ns()}"
     env = f"TEXTUAL_DRIVER={driver} " if driver else ""
-    command = f"env {env}{sys.executable} -m ksmtop replay {SESSION_FILE}"
+    # the pane's size, not the COLUMNS and LINES pytest's environment passed to a tmux server it started
+    command = f"env -u COLUMNS -u LINES {env}{sys.executable} -m ksmtop replay {SESSION_FILE}"
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "45", command], check=True)
     try:
         terminal = Terminal(session)
