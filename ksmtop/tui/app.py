@@ -486,6 +486,5 @@ class KsmTopApp(SamplingApp):
             )
 
     def on_unmount(self) -> None:
-        self.loop.stop()
+        self.loop.stop(close=self.source.close)  # after the sample in progress, never beside it
         self.session.close()
-        self.source.close()

@@ -300,5 +300,4 @@ class FleetApp(SamplingApp):
         return super().check_action(action, parameters)
 
     def on_unmount(self) -> None:
-        self.loop.stop()
-        self.source.close()
+        self.loop.stop(close=self.source.close)  # after the sample in progress, never beside it

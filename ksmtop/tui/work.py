@@ -76,6 +76,10 @@ def reporting(
     return body
 
 
+CLOSE_WAIT_S = 3.0
+"""How long the end of the screen waits for the sample in progress, so that the source is closed after it."""
+
+
 class SampleHost(Protocol):
     """What the loop needs from the app."""
 
@@ -133,10 +137,23 @@ class SampleLoop:
         while (job := self._jobs.get()) is not None:
             job()
 
-    def stop(self) -> None:
-        """No more samples; the thread ends after the sample it is taking (a hung one: it is a daemon)."""
+    def stop(self, close: Callable[[], object] | None = None) -> None:
+        """No more samples. ``close`` (the source's) runs after the sample being taken, on the sampling thread:
+        never beside it (closing the collectors' files while a sample reads them broke the sample, or the close
+        itself: "dictionary changed size during iteration"). The screen waits for that at most CLOSE_WAIT_S; a
+        sample hung longer (a libvirtd that does not answer) keeps its thread, a daemon, and the source is left
+        to the end of the process."""
         self._stop_timer()
+        thread = self._thread
+        if thread is None:  # no sample was ever taken
+            if close is not None:
+                close()
+            return
+        if close is not None:
+            self._jobs.put(lambda: _quietly(close))
         self._jobs.put(None)
+        if thread is not threading.current_thread():
+            thread.join(CLOSE_WAIT_S)
 
     @property
     def busy(self) -> bool:
@@ -188,6 +205,14 @@ class SampleLoop:
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
+
+
+def _quietly(close: Callable[[], object]) -> None:
+    """A source's close at the end of the screen: what it raises has nowhere to go (the screen is gone)."""
+    try:
+        close()
+    except Exception:  # the screen has ended; the process ends next
+        pass
 
 
 def name_this_thread(name: str) -> None:

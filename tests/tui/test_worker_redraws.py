@@ -63,3 +63,44 @@ async def test_the_sampling_thread_has_its_name_in_the_kernel():
         names = {task.name: (task / "comm").read_text().strip() for task in Path("/proc/self/task").iterdir()}
         assert "ksmtop-sampling" in names.values()
         assert names[str(threading.get_native_id())] != "ksmtop-sampling"  # the main thread keeps its own
+
+
+async def test_the_source_is_closed_after_the_sample_in_progress_never_beside_it():
+    """Quitting while a sample runs: the source's close waits for it (it closed the collectors' files under the
+    sample's feet: "dictionary changed size during iteration" in a CI run)."""
+    import threading
+    import time
+    from pathlib import Path
+
+    from ksmtop.replay import ReplaySource
+    from ksmtop.tui.app import KsmTopApp
+    from tests.tui.conftest import wait_until
+
+    class SlowSource(ReplaySource):
+        sampling = threading.Event()
+        overlaps: list[str] = []
+        closed_at: list[float] = []
+        sampled_until: list[float] = []
+
+        def sample(self):  # type: ignore[override]
+            self.sampling.set()
+            time.sleep(0.4)
+            snapshot = super().sample()
+            self.sampled_until.append(time.monotonic())
+            self.sampling.clear()
+            return snapshot
+
+        def close(self) -> None:
+            if self.sampling.is_set():
+                self.overlaps.append(threading.current_thread().name)
+            self.closed_at.append(time.monotonic())
+            super().close()
+
+    source = SlowSource(Path(__file__).parent / "data" / "session.jsonl")
+    app = KsmTopApp(source, interval=0.05)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: app.history.latest is not None)
+        await wait_until(pilot, source.sampling.is_set)  # the next sample is being taken: quit now
+        app.exit()
+    assert source.overlaps == []
+    assert len(source.closed_at) == 1 and source.closed_at[0] >= source.sampled_until[-1]
