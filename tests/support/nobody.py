@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import traceback
 from collections.abc import Callable
 
 
@@ -25,7 +26,8 @@ def run_as_nobody(observe: Callable[[], dict], warm_up: Callable[[], object] | N
             os.setuid(65534)
             payload = json.dumps(observe())
         except BaseException as exc:  # report, never fall back into pytest in the child
-            payload = json.dumps({"error": f"{type(exc).__name__}: {exc}"})
+            where = "".join(traceback.format_exception(exc)[-12:])  # where it raised: a failure must say
+            payload = json.dumps({"error": f"{type(exc).__name__}: {exc}", "traceback": where})
         os.write(write_fd, payload.encode())
         os._exit(0)
     os.close(write_fd)
