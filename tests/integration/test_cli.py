@@ -83,7 +83,8 @@ def test_screen_without_a_terminal_says_so():
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
 def test_real_tui_in_tmux_shows_the_host_and_quits_on_q(tmp_path):
     session = f"ksmtop-test-{int(time.time() * 1000)}"
-    command = " ".join([*KSMTOP, "--interval", "0.5"])
+    # the pane's size, not the COLUMNS and LINES pytest's environment passed to a tmux server it started
+    command = " ".join(["env", "-u", "COLUMNS", "-u", "LINES", *KSMTOP, "--interval", "0.5"])
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "45", command], check=True)
     try:
 
@@ -98,6 +99,7 @@ def test_real_tui_in_tmux_shows_the_host_and_quits_on_q(tmp_path):
         text = screen()
         assert "Host" in text and "KSM tunables" in text and "pages_to_scan" in text
         assert "sampling every 0.5 s" in text
+        assert max(len(line) for line in text.splitlines()) > 100  # drawn to the pane's 160 columns, not 80
         subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
