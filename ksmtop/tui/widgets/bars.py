@@ -13,25 +13,11 @@ BLOCKS = " ▁▂▃▄▅▆▇█"
 LEVELS_PER_LINE = len(BLOCKS) - 1
 
 
-def columns(values: Sequence[float], width: int) -> list[float]:
-    """At most ``width`` columns: the largest value of each bucket of consecutive samples, newest last."""
-    if width <= 0 or not values:
-        return []
-    if len(values) <= width:
-        return list(values)
-    size = len(values) / width
-    return [max(values[int(i * size) : max(int((i + 1) * size), int(i * size) + 1)]) for i in range(width)]
-
-
-def bar_lines(values: Sequence[float], width: int, height: int, top: float | None = None) -> list[str]:
-    """The graph of ``values`` as ``height`` lines of block characters, right-aligned (newest at the right
-    edge); the scale is 0..``top`` (default: the largest value). Negative values draw as zero."""
-    return bars(columns(values, width), width, height, top)
-
-
-def bars(columns: Sequence[float], width: int, height: int, top: float | None = None) -> list[str]:
-    """``columns``, one value a column (at most ``width``), drawn as for bar_lines."""
-    top = max(columns, default=0.0) if top is None else top
+def bars(columns: Sequence[float], width: int, height: int) -> list[str]:
+    """``columns`` (one value a column, at most ``width``; tui/series.py buckets a longer series) as ``height``
+    lines of block characters, right-aligned (newest at the right edge); the scale is 0 to the largest value.
+    Negative values draw as zero."""
+    top = max(columns, default=0.0)
     levels = height * LEVELS_PER_LINE
     # a positive value never draws as nothing: at least the lowest level
     if top > 0:
