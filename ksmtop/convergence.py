@@ -61,20 +61,6 @@ def mark(before: Snapshot | None, after: Snapshot) -> Mark:
     return Mark(changed, after.ksm.get("full_scans"), after.ksm.get("pages_sharing"))
 
 
-def marks_of(snapshots: Sequence[Snapshot]) -> list[Mark]:
-    return [mark(snapshots[i - 1] if i else None, snapshot) for i, snapshot in enumerate(snapshots)]
-
-
-def last_change_index(snapshots: Sequence[Snapshot], marks: Sequence[Mark] | None = None) -> int:
-    """Index of the first snapshot after the last knob change or guest start/stop (0 when none); ``marks``,
-    when given, are the snapshots' marks (the first one's ``changed`` is not read)."""
-    marks = marks_of(snapshots) if marks is None else marks
-    for i in range(len(marks) - 1, 0, -1):
-        if marks[i].changed:
-            return i
-    return 0
-
-
 class Step(NamedTuple):
     """A snapshot where full_scans read a new value (the first one of each value, in order)."""
 
@@ -98,8 +84,8 @@ class ScanLog:
         self.steps: deque[Step] = deque()
         self.last_change = 0
         """seq of the snapshot of the last change (0: none since the first)."""
-        self._known: Step | None = None
-        """The last snapshot whose full_scans and pages_sharing were read."""
+        self._last_scans: int | None = None
+        """full_scans of the last snapshot that read it (and pages_sharing)."""
 
     def add(self, mark: Mark) -> None:
         seq = self.count
@@ -109,9 +95,9 @@ class ScanLog:
             self.last_change = seq
         _, scans, sharing = mark
         if scans is not None and sharing is not None:
-            if self._known is None or self._known.full_scans != scans:
+            if scans != self._last_scans:
                 self.steps.append(Step(seq, scans, sharing))
-            self._known = Step(seq, scans, sharing)
+            self._last_scans = scans
         while self.steps and self.steps[0].seq < self.count - self.keep:
             self.steps.popleft()
 
@@ -167,8 +153,8 @@ class ScanLog:
 
 def scan_log(snapshots: Sequence[Snapshot]) -> ScanLog:
     log = ScanLog(max(len(snapshots), 1))
-    for mark in marks_of(snapshots):
-        log.add(mark)
+    for index, snapshot in enumerate(snapshots):
+        log.add(mark(snapshots[index - 1] if index else None, snapshot))
     return log
 
 

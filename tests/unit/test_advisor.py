@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ksmtop.collect.ksmtrace import ADVISOR_FIELDS, AdvisorRecord, KsmTraceSample, advisor_record, field_offsets
-from ksmtop.convergence import TradeTracker, convergence, last_change_index, trade_key
+from ksmtop.convergence import TradeTracker, convergence, scan_log, trade_key
 from ksmtop.knobs import ADVISOR_SETS_IT, WriteResult, advisor_note, advisor_running, explain_errno, refusal_words
 from ksmtop.model import KsmRates, KsmState
 from ksmtop.perfcount import PerfCounting
@@ -67,7 +67,7 @@ def test_advisor_running_and_the_note_before_editing_pages_to_scan():
 def test_pages_to_scan_moving_under_the_advisor_is_no_change():
     history = [advised(0, 0, 0, 500), advised(10, 1, 5000, 5000), advised(20, 2, 9000, 30000)]
     history += [advised(30, 3, 9010, 12000), advised(31, 3, 9012, 9000)]
-    assert last_change_index(history) == 0
+    assert scan_log(history).last_change == 0
     result = convergence(history)
     assert result.converged and result.full_scans_since_change == 3
 
@@ -75,12 +75,12 @@ def test_pages_to_scan_moving_under_the_advisor_is_no_change():
 def test_switching_the_advisor_on_or_off_or_its_target_is_a_change():
     before = [snap(0, 0, 0), snap(10, 1, 5000), snap(20, 2, 9000), snap(30, 3, 9010)]
     switched_on = [*before, advised(31, 3, 9010, 500), advised(32, 3, 9010, 5000)]
-    assert last_change_index(switched_on) == 4
+    assert scan_log(switched_on).last_change == 4
     assert not convergence(switched_on).converged
     retargeted = [*switched_on, with_knobs(advised(33, 3, 9010, 5000), advisor_target_scan_time=10)]
-    assert last_change_index(retargeted) == 6
+    assert scan_log(retargeted).last_change == 6
     switched_off = [*switched_on, advised(33, 3, 9010, 100, ADVISOR_OFF)]
-    assert last_change_index(switched_off) == 6
+    assert scan_log(switched_off).last_change == 6
 
 
 def test_the_price_table_has_one_advisor_row_not_one_per_pages_to_scan():

@@ -13,7 +13,8 @@ from ksmtop.convergence import (
     CONVERGED_SCANS,
     Convergence,
     convergence,
-    last_change_index,
+    is_change,
+    scan_log,
     scanned_fraction,
     trade,
 )
@@ -64,11 +65,11 @@ def test_still_converging_with_a_geometric_projection():
 def test_a_knob_change_or_a_new_guest_restarts_the_count():
     history = [snap(0, 0, 0), snap(10, 1, 5000), snap(20, 2, 9000), snap(30, 3, 9010)]
     changed = [*history, snap(31, 3, 9010, to_scan=1000), snap(32, 3, 9010, to_scan=1000)]
-    assert last_change_index(changed) == 4
+    assert scan_log(changed).last_change == 4
     assert not convergence(changed).converged
     new_guest = (guest(1, rmap=500, anon_bytes=4096 * 1000), guest(2, rmap=0, anon_bytes=4096 * 1000))
     added = [*history, snap(31, 3, 9010, guests=new_guest)]
-    assert last_change_index(added) == 4 and not convergence(added).converged
+    assert scan_log(added).last_change == 4 and not convergence(added).converged
 
 
 def test_scanned_fraction():
@@ -98,7 +99,8 @@ def reference_convergence(snapshots: list[Snapshot]) -> Convergence:
     scanned = scanned_fraction(latest)
     if not latest.ksm.running:
         return Convergence(False, "KSM is off", scanned, None, None, None, None)
-    window = snapshots[last_change_index(snapshots) :]
+    changes = [i for i in range(1, len(snapshots)) if is_change(snapshots[i - 1], snapshots[i])]
+    window = snapshots[max(changes, default=0) :]
     counters = [(s.ksm.get("full_scans"), s.ksm.get("pages_sharing")) for s in window]
     first_scans, (scans, sharing) = counters[0][0], counters[-1]
     since = scans - first_scans if scans is not None and first_scans is not None else None
