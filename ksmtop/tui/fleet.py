@@ -38,13 +38,13 @@ class FleetSource(Protocol):
     def close(self) -> None: ...
 
 
-HOST_GRAPHS: tuple[tuple[str, str, Callable[[float], str]], ...] = (
-    ("saving", "saving_bytes", human_bytes),
-    ("cpu", "ksmd_cpu_percent", percent),
-    ("profit", "profit_bytes", human_bytes),
+HOST_GRAPHS: tuple[tuple[str, str, str, Callable[[float], str]], ...] = (
+    ("saving", "saving_bytes", "KSM saving", human_bytes),
+    ("cpu", "ksmd_cpu_percent", "ksmd CPU", percent),
+    ("profit", "profit_bytes", "general profit", human_bytes),
 )
-"""The drilled-in host's graphs: name, the host series' field, how its figures are written."""
-HOST_GRAPH_TITLES = {"saving": "KSM saving", "cpu": "ksmd CPU", "profit": "general profit"}
+"""The drilled-in host's graphs: name, the host series' field, title, how its figures are written."""
+HOST_GRAPH_TITLES = {name: title for name, _, title, _ in HOST_GRAPHS}
 
 
 def _label(cls: str, name: str) -> str:
@@ -235,10 +235,10 @@ class FleetApp(SamplingApp):
         host = snapshot.host(key)
         name = (host.hostname or host.instance) if host is not None else key
         graphs: dict[str, tuple[str, Series | None]] = {}
-        for graph, field, show in HOST_GRAPHS:
+        for graph, field, what, show in HOST_GRAPHS:
             line = series.get(field)
             known = [value for value in (line.values if line is not None else ()) if value is not None]
-            title = f"{name}: {HOST_GRAPH_TITLES[graph]}"
+            title = f"{name}: {what}"
             label = title + (f": {show(known[-1])}  max {show(max(known))}  (bars from 0)" if known else ": –")
             graphs[graph] = (label, Series.of(line.filled()) if line is not None else None)
         self.graphs.plot(graphs)
