@@ -33,9 +33,10 @@ class Series:
         """[bucket number, largest value] per bucket, oldest first; the oldest only when all of it is kept."""
 
     @classmethod
-    def of(cls, values: Iterable[float], window: int | None = None) -> Series:
+    def of(cls, values: Iterable[float]) -> Series:
+        """A series holding ``values``, its window just as long."""
         values = list(values)
-        series = cls(window or max(len(values), 1))
+        series = cls(max(len(values), 1))
         series.extend(values)
         return series
 
