@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from ksmtop.collect.ksm import read_ksm  # noqa: E402
+from ksmtop.collect.procfs import parse_stat  # noqa: E402
 from tests.conftest import KSM_LOCK, KsmGuard  # noqa: E402
 from tests.support.mergeable import start_guest_like, stop_all  # noqa: E402
 
@@ -38,8 +39,7 @@ column every sample until the window is full); --warm-up 120 measures the screen
 
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a process (all its threads), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    return parse_stat(Path(f"/proc/{pid}/stat").read_bytes())[3] / TICKS
 
 
 def thread_seconds(pid: int) -> dict[str, float]:
@@ -47,11 +47,11 @@ def thread_seconds(pid: int) -> dict[str, float]:
     seconds: dict[str, float] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
-            name = "main" if task.name == str(pid) else (task / "comm").read_text().strip()
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            comm, _, _, ticks, _, _ = parse_stat((task / "stat").read_bytes())
         except OSError:
             continue  # a worker thread that ended between the listing and the read
-        seconds[name] = seconds.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / TICKS
+        name = "main" if task.name == str(pid) else comm
+        seconds[name] = seconds.get(name, 0.0) + ticks / TICKS
     return seconds
 
 
