@@ -14,35 +14,39 @@ from ksmtop.collect.procfs import iter_pids, parse_stat
 from ksmtop.model import HostSample
 
 
-def parse_meminfo(text: str) -> dict[str, int]:
-    """/proc/meminfo as bytes (kB lines) or plain numbers (HugePages_*)."""
-    values: dict[str, int] = {}
-    for line in text.splitlines():
-        key, _, rest = line.partition(":")
-        parts = rest.split()
-        if not parts:
-            continue
-        try:
-            number = int(parts[0])
-        except ValueError:
-            continue
-        values[key] = number * 1024 if len(parts) > 1 and parts[1] == "kB" else number
-    return values
-
-
-def vmstat_counter(text: str, name: str) -> int | None:
-    """One counter of /proc/vmstat ("name value" lines), None when absent or not a number. The file has some 180
-    lines and ksmtop wants one of them each sample: it is found, not parsed whole."""
-    key = f"\n{name} "
-    at = f"\n{text}".find(key)  # the newline in front lets the first line match like the others
+def _line_value(text: str, prefix: str) -> list[str] | None:
+    """The words after ``prefix`` on the line that starts with it (the newline in front lets the first line match
+    like the others), or None when no line does. /proc/vmstat has some 180 lines and /proc/meminfo some 55, and
+    ksmtop wants a few of them each sample: they are found, not parsed whole."""
+    key = f"\n{prefix}"
+    at = f"\n{text}".find(key)
     if at < 0:
         return None
     start = at + len(key) - 1  # where the value starts in text
     end = text.find("\n", start)
+    return text[start : end if end >= 0 else None].split()
+
+
+def vmstat_counter(text: str, name: str) -> int | None:
+    """One counter of /proc/vmstat ("name value" lines), None when absent or not a number."""
+    words = _line_value(text, f"{name} ")
     try:
-        return int(text[start : end if end >= 0 else None])
+        return int(words[0]) if words else None
     except ValueError:
         return None
+
+
+def meminfo_value(text: str, name: str) -> int | None:
+    """One line of /proc/meminfo ("Name:   value kB"): bytes for a kB line, the plain number otherwise
+    (HugePages_Total is a count); None when absent or not a number."""
+    words = _line_value(text, f"{name}:")
+    try:
+        number = int(words[0]) if words else None
+    except ValueError:
+        return None
+    if number is None:
+        return None
+    return number * 1024 if words[1:2] == ["kB"] else number
 
 
 THP_DIR = "sys/kernel/mm/transparent_hugepage"
@@ -117,16 +121,16 @@ class HostReader:
         return parse_stat(text.encode())[3] / self.clock_ticks
 
     def sample(self) -> HostSample:
-        meminfo = parse_meminfo(self._read("proc/meminfo") or "")
+        meminfo = self._read("proc/meminfo") or ""
         vmstat = self._read("proc/vmstat", 65536) or ""
         ksmd_cpu = self._ksmd_cpu_seconds()
         return HostSample(
             page_size=self.page_size,
             clock_ticks=self.clock_ticks,
-            mem_total_bytes=meminfo.get("MemTotal", 0),
-            mem_available_bytes=meminfo.get("MemAvailable", 0),
-            mem_free_bytes=meminfo.get("MemFree", 0),
-            anon_bytes=meminfo.get("AnonPages", 0),
+            mem_total_bytes=meminfo_value(meminfo, "MemTotal") or 0,
+            mem_available_bytes=meminfo_value(meminfo, "MemAvailable") or 0,
+            mem_free_bytes=meminfo_value(meminfo, "MemFree") or 0,
+            anon_bytes=meminfo_value(meminfo, "AnonPages") or 0,
             cow_ksm=vmstat_counter(vmstat, "cow_ksm"),
             ksmd_pid=self._ksmd_pid,
             ksmd_cpu_seconds=ksmd_cpu,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ksmtop.collect import procfs
-from ksmtop.collect.host import parse_meminfo, vmstat_counter
+from ksmtop.collect.host import meminfo_value, vmstat_counter
 from ksmtop.collect.procfs import KsmStat, guest_name_from_cmdline, parse_ksm_stat, parse_stat, parse_statm
 from tests.fixtures.tree import stat_line
 
@@ -107,17 +109,40 @@ def test_guest_name_from_cmdline(argv, expected):
     assert guest_name_from_cmdline(argv, fallback="4242") == expected
 
 
-def test_parse_meminfo():
-    text = (
-        "MemTotal:       16384000 kB\nMemFree:            1024 kB\nHugePages_Total:      16\n"
-        "Hugepagesize:       2048 kB\nBroken:\nNotANumber:   x kB\n"
-    )
-    assert parse_meminfo(text) == {
-        "MemTotal": 16384000 * 1024,
-        "MemFree": 1024 * 1024,
-        "HugePages_Total": 16,  # a count, not kB
-        "Hugepagesize": 2048 * 1024,
-    }
+MEMINFO_TEXT = (
+    "MemTotal:       16384000 kB\nMemFree:            1024 kB\nHugePages_Total:      16\n"
+    "Hugepagesize:       2048 kB\nBroken:\nNotANumber:   x kB\nMemAvailableX:  5 kB\nLast:  7 kB"
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("MemTotal", 16384000 * 1024),  # the first line
+        ("MemFree", 1024 * 1024),
+        ("HugePages_Total", 16),  # a count, not kB
+        ("Hugepagesize", 2048 * 1024),
+        ("Last", 7 * 1024),  # the last line, without its newline
+        ("Broken", None),
+        ("NotANumber", None),
+        ("MemAvailable", None),  # only the whole name counts, not MemAvailableX
+        ("Total", None),  # nor the end of a name
+    ],
+)
+def test_meminfo_value(name, expected):
+    assert meminfo_value(MEMINFO_TEXT, name) == expected
+
+
+def test_meminfo_value_agrees_with_a_whole_parse_of_this_host():
+    """Every line of the real /proc/meminfo, found as the sampler finds it, against a plain parse of the file."""
+    text = Path("/proc/meminfo").read_text()
+    whole = {}
+    for line in text.splitlines():
+        name, _, rest = line.partition(":")
+        words = rest.split()
+        whole[name] = int(words[0]) * (1024 if words[1:] == ["kB"] else 1)
+    assert len(whole) > 20
+    assert {name: meminfo_value(text, name) for name in whole} == whole
 
 
 @pytest.mark.parametrize(
