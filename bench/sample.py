@@ -10,18 +10,21 @@ figure fewer than ksmtop's; the comparison is in psutil's favour. Both variants 
 checked to agree: the same processes with the same KSM flags, and RSS and merged pages of psutil's read between
 two reads of ksmtop's (ksmd may merge between the reads when KSM runs, so exact equality would be a race).
 Prints microseconds per process (median) of ksmtop with every text changed (the target's case) and with texts as
-in the last sample, of the three reads alone (the kernel's floor), of psutil, the ratio, and the condition (KSM running, merged pages, the 1-minute
-load average: other work on the host slows both variants). All stand-ins are stopped at the end, also on errors
-and Ctrl-C.
+in the last sample, of the three reads alone from Python, of the same three reads from C (bench/reads_floor.c,
+built with the host's C compiler when there is one: the kernel's floor, which no collector can go under), of
+psutil, the ratio, and the condition (KSM running, merged pages, the 1-minute load average: other work on the host
+slows every variant). All stand-ins are stopped at the end, also on errors and Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,6 +39,29 @@ from tests.support.mergeable import start_many, stop_all  # noqa: E402
 TARGET_US = 8.0
 TARGET_RATIO = 5.0
 CHECK_TRIES = 5
+FLOOR_SOURCE = Path(__file__).resolve().parent / "reads_floor.c"
+FLOOR_CHUNKS = 5
+"""The C floor is measured this many times, spread through the Python variants' passes."""
+
+
+def build_floor(directory: str) -> str | None:
+    """bench/reads_floor.c compiled into directory; None (and why, on stderr) without a working C compiler."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        print("no C compiler: the floor from C is not measured", file=sys.stderr)
+        return None
+    binary = str(Path(directory) / "reads_floor")
+    built = subprocess.run([compiler, "-O2", "-o", binary, str(FLOOR_SOURCE)], capture_output=True, text=True)
+    if built.returncode != 0:
+        print(f"reads_floor.c did not build: {built.stderr.strip()[:200]}", file=sys.stderr)
+        return None
+    return binary
+
+
+def floor_us(binary: str, pids: list[int], reps: int) -> float:
+    """Median µs per process of the three preads from C over reps passes."""
+    out = subprocess.run([binary, str(reps), *map(str, pids)], capture_output=True, text=True, check=True)
+    return int(out.stdout) / 1000
 
 
 def start_stand_ins(count: int, mib: int) -> list[subprocess.Popen]:
@@ -148,18 +174,23 @@ def reads_only(table: ProcessTable) -> None:
         pread(process.ksm_fd, SMALL_READ_SIZE, 0)
 
 
-def measure(n: int, pids: list[int], reps: int) -> dict[str, float]:
-    """Median µs per process of each variant, timed interleaved so that drift hits them alike."""
+def measure(n: int, pids: list[int], reps: int, floor_binary: str | None) -> dict[str, float]:
+    """Median µs per process of each variant, timed interleaved so that drift hits them alike (the C floor in
+    FLOOR_CHUNKS runs spread through the passes, the median of their medians kept)."""
     table = table_for(pids)
     processes = [psutil.Process(pid) for pid in pids]
     try:
         check_same(table, processes)
         times: dict[str, list[float]] = {"changed": [], "steady": [], "psutil": [], "reads": []}
+        floors: list[float] = []
+        every = max(1, reps // FLOOR_CHUNKS)
         clock = time.perf_counter
         for _ in range(5):  # warm-up
             table.sample()
             psutil_sample(processes)
-        for _ in range(reps):
+        for rep in range(reps):
+            if floor_binary and rep % every == 0:
+                floors.append(floor_us(floor_binary, pids, every))
             forget_texts(table)
             start = clock()
             samples = table.sample()
@@ -175,7 +206,9 @@ def measure(n: int, pids: list[int], reps: int) -> dict[str, float]:
             times["reads"].append(clock() - start)
             if len(samples) != n or len(again) != n or len(rows) != n:
                 raise RuntimeError(f"lost processes: {len(samples)} / {len(again)} / {len(rows)} of {n}")
-        return {name: statistics.median(values) * 1e6 / n for name, values in times.items()}
+        us = {name: statistics.median(values) * 1e6 / n for name, values in times.items()}
+        us["floor"] = statistics.median(floors) if floors else float("nan")
+        return us
     finally:
         table.close()
 
@@ -190,27 +223,34 @@ def main() -> int:
     print(f"starting {max(args.sizes)} stand-ins with {args.mib} MiB mergeable memory each ...", flush=True)
     stand_ins = start_stand_ins(max(args.sizes), args.mib)
     failed = False
+    build_dir = tempfile.TemporaryDirectory(prefix="ksmtop-bench-")
     try:
+        floor_binary = build_floor(build_dir.name)
         pids = [p.pid for p in stand_ins]
         print(
             "µs per process. changed: every statm and ksm_stat text differs from the last sample's (all parsed);\n"
-            "steady: they read as in the last sample (compared, not parsed); reads: the three preads alone.\n"
+            "steady: they read as in the last sample (compared, not parsed); reads: the three preads alone;\n"
+            "floor: the same three preads from C, nothing parsed (no collector goes under it).\n"
             "The target is judged on 'changed', the worst case."
         )
-        print(f"{'N':>5} {'changed':>8} {'steady':>7} {'reads':>6} {'psutil':>7} {'ratio':>6}  target")
+        print(f"{'N':>5} {'changed':>8} {'steady':>7} {'reads':>6} {'floor':>6} {'psutil':>7} {'ratio':>6}  target")
         for n in args.sizes:
-            us = measure(n, pids[:n], args.reps)
+            us = measure(n, pids[:n], args.reps, floor_binary)
             ratio = us["psutil"] / us["changed"]
             ok = us["changed"] <= TARGET_US and ratio >= TARGET_RATIO
             failed |= not ok
             verdict = "ok" if ok else f"MISSED (≤{TARGET_US:g} µs and ≥{TARGET_RATIO:g}x)"
+            if not ok and us["floor"] > TARGET_US:
+                verdict += f": the floor alone is {us['floor']:.2f} µs here"
             print(
-                f"{n:>5} {us['changed']:>8.2f} {us['steady']:>7.2f} {us['reads']:>6.2f} {us['psutil']:>7.2f} "
+                f"{n:>5} {us['changed']:>8.2f} {us['steady']:>7.2f} {us['reads']:>6.2f} {us['floor']:>6.2f} "
+                f"{us['psutil']:>7.2f} "
                 f"{ratio:>5.1f}x  {verdict}  ({condition(pids[:n])})",
                 flush=True,
             )
     finally:
         stop_all(stand_ins)
+        build_dir.cleanup()
     return 1 if failed else 0
 
 
