@@ -38,3 +38,16 @@ def duration(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError("a duration must be positive")
     return value
+
+
+def add_libvirt_options(parser: argparse.ArgumentParser, *, connect_help: str, dest_prefix: str = "") -> None:
+    """-c/--connect URI and --no-libvirt, mutually exclusive: the pair every command that reads a host takes
+    (a subcommand gives a dest_prefix, so that its own options do not overwrite the top level's)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("-c", "--connect", dest=f"{dest_prefix}connect", metavar="URI", help=connect_help)
+    group.add_argument(
+        "--no-libvirt",
+        dest=f"{dest_prefix}no_libvirt",
+        action="store_true",
+        help="do not use libvirt: /proc and /sys only",
+    )

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from ksmtop import __version__
-from ksmtop.cli.args import positive_int, positive_seconds
+from ksmtop.cli.args import add_libvirt_options, positive_int, positive_seconds
 from ksmtop.cli.options import Options
 
 
@@ -37,15 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
     headless.add_argument("--batch", action="store_true", help="print one snapshot per interval (JSON lines)")
     parser.add_argument("--json", action="store_true", help="JSON output (the only format of --once/--batch)")
     parser.add_argument("-n", "--count", type=positive_int, default=None, help="with --batch: number of samples")
-    libvirt = parser.add_mutually_exclusive_group()
-    libvirt.add_argument(
-        "-c",
-        "--connect",
-        metavar="URI",
-        help="libvirt URI (default qemu:///system when libvirt is there); a remote URI such as "
+    add_libvirt_options(
+        parser,
+        connect_help="libvirt URI (default qemu:///system when libvirt is there); a remote URI such as "
         "qemu+ssh://host/system shows that host through libvirt alone",
     )
-    libvirt.add_argument("--no-libvirt", action="store_true", help="do not use libvirt: /proc and /sys only")
     parser.add_argument("--root", default="/", help=argparse.SUPPRESS)  # read /proc and /sys under another root
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     from ksmtop.cli import session

@@ -12,7 +12,7 @@ from types import FrameType
 from typing import Any
 from urllib.parse import urlparse
 
-from ksmtop.cli.args import positive_seconds
+from ksmtop.cli.args import add_libvirt_options, positive_seconds
 from ksmtop.cli.options import SourceOptions
 from ksmtop.cli.sources import open_headless_source
 
@@ -59,11 +59,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "-a", "--all", dest="exporter_all", action="store_true", help="every process using KSM, not only qemu guests"
     )
-    libvirt = parser.add_mutually_exclusive_group()
-    libvirt.add_argument(
-        "-c", "--connect", dest="exporter_connect", metavar="URI", help="libvirt URI; a remote one exports that host"
-    )
-    libvirt.add_argument("--no-libvirt", dest="exporter_no_libvirt", action="store_true", help="/proc and /sys only")
+    add_libvirt_options(parser, dest_prefix="exporter_", connect_help="libvirt URI; a remote one exports that host")
     parser.add_argument(
         "--textfile",
         type=Path,
