@@ -35,6 +35,28 @@ async def test_details_say_why_a_guest_is_not_merging_and_how_many_more_fit(ksm_
         assert "KSM is off" in widget_text(app.main.query_one("#summary"))
 
 
+def neighbours(history, ours: set[int]) -> str:
+    """The KSM state over a test's history, for its failure message: the knob settings seen (more than one: a
+    process outside the tests' lock wrote them), pages_sharing's range, and every other KSM user with the range of
+    its merged pages (a wide one: it churns)."""
+    snapshots = list(history)
+    if not snapshots:
+        return "no samples"
+    knobs = sorted({tuple(s.ksm.values.get(k) for k in ("run", "pages_to_scan", "sleep_millisecs")) for s in snapshots})
+    sharing = [s.ksm.get("pages_sharing") or 0 for s in snapshots]
+    others: dict[str, list[int]] = {}
+    for snapshot in snapshots:
+        for guest in snapshot.guests:
+            if guest.pid not in ours:
+                others.setdefault(f"{guest.name} ({guest.pid})", []).append(guest.ksm_merging_pages or 0)
+    latest = snapshots[-1].ksm
+    return (
+        f"{len(snapshots)} samples; full_scans {latest.get('full_scans')}; (run, pages_to_scan, sleep_millisecs) "
+        f"seen: {knobs}; pages_sharing {min(sharing)}..{max(sharing)}, now {sharing[-1]}; other KSM users' merged "
+        f"pages: {({name: f'{min(pages)}..{max(pages)}' for name, pages in others.items()}) or 'none'}"
+    )
+
+
 async def test_header_shows_convergence_and_the_side_channel_warning(ksm_guard, mergeable_processes):
     procs = [mergeable_processes(mib=8, fill="same", name=f"conv{i}") for i in range(2)]
     ksm_guard.set(pages_to_scan=5000, sleep_millisecs=10, run=1)
@@ -48,11 +70,11 @@ async def test_header_shows_convergence_and_the_side_channel_warning(ksm_guard, 
             )
 
         def shown() -> str:
-            """On a failure: the header, and the KSM figures behind it (KSM is one per host: others move it)."""
-            latest = app.history.latest
-            ksm = {k: latest.ksm.values.get(k) for k in ("run", "pages_to_scan", "full_scans", "pages_sharing")}
-            guests = [(g.name, g.ksm_merging_pages) for g in latest.guests] if latest else []
-            return f"{widget_text(app.main.query_one('#summary'))}\nksm {ksm}\nguests in scope {guests}"
+            """On a failure: the header, the KSM figures behind it, and what else moved KSM during the test (it
+            is one per host). One write of pages_to_scan from outside the tests' lock during the test fails it:
+            the price table's newest row is that setting, and at a low one convergence takes a full scan of
+            every neighbour's memory. Two 256 MiB lab guests filling memory beside it did not."""
+            return f"{widget_text(app.main.query_one('#summary'))}\n{neighbours(app.history, {p.pid for p in procs})}"
 
         await wait_until(pilot, merged, timeout=60, explain=shown)
         summary = await wait_until(
@@ -61,12 +83,12 @@ async def test_header_shows_convergence_and_the_side_channel_warning(ksm_guard, 
             timeout=60,
             explain=shown,
         )
-        assert "Merging converged" in summary
-        assert "side channels" in summary
+        assert "Merging converged" in summary, shown()
+        assert "side channels" in summary, shown()
         assert "merges" in summary and "measured" in summary, shown()  # KSM tracepoints through perf
         trade = app.main.query_one("#trade")
-        await wait_until(pilot, lambda: trade.row_count >= 1)
-        assert str(trade.get_row_at(0)[0]) == "5000"  # the setting in force, with its ksmd CPU and scan rate
+        await wait_until(pilot, lambda: trade.row_count >= 1, explain=shown)
+        assert str(trade.get_row_at(0)[0]) == "5000", shown()  # the setting in force, with its ksmd CPU and scan rate
 
 
 async def test_sharing_matrix_screen_shows_pairs_of_merged_processes(ksm_guard, mergeable_processes):
