@@ -1,7 +1,9 @@
 """Guests from /proc: qemu process discovery and per-process memory, KSM and fault figures.
 
 Tracked processes keep their /proc files open and are re-read with pread, which regenerates a proc file from
-offset 0 without a new open(): the cheapest way to sample many processes every tick. A process that disappears
+offset 0 without a new open(): the cheapest way to sample many processes every tick. Where pip built it, the
+reads and their parsing run in C (``procread``), one call for every process; the Python loop here is the
+fallback, and reads any process the C parser hands back. A process that disappears
 mid-read is dropped without error. Names (comm, qemu's ``-name``) come from whoever started the process: they are
 made safe (``ksmtop.safetext``) here, once, where they enter ksmtop. smaps_rollup (PSS) is expensive (about 8 ms per GiB of RSS) and is read only
 on request (see ``read_pss``).
@@ -17,6 +19,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ksmtop.collect import procread
+from ksmtop.collect.procread_layout import (
+    ALL_KSM_PRESENT,
+    KSMTOP_HAS_MERGE_ANY,
+    KSMTOP_HAS_MERGEABLE,
+    KSMTOP_HAS_MERGING,
+    KSMTOP_HAS_PROFIT,
+    KSMTOP_HAS_RMAP,
+    KSMTOP_HAS_ZERO,
+    KSMTOP_PYTHON,
+    KSMTOP_ROW,
+)
 from ksmtop.model import GuestSample, Scope, guest_sample
 from ksmtop.safetext import safe_name
 
@@ -282,6 +296,9 @@ class ProcessTable:
     _self_pid: int = field(default_factory=os.getpid)
     _ksm_layout: tuple[list[bytes], tuple[int, ...]] | bool | None = None
     """ksm_stat's layout on this kernel (``ksm_layout``); False: it has none, every read takes the careful path."""
+    compiled: bool = True
+    """Read through the compiled reader where it was built (False: the Python loop, e.g. to compare the two)."""
+    _reader: procread.CompiledReader | None = None
 
     def __post_init__(self) -> None:
         self._proc = str(Path(self.root) / "proc")
@@ -400,20 +417,64 @@ class ProcessTable:
 
     # --- sampling -------------------------------------------------------------------------------------------
     def sample(self) -> list[GuestSample]:
-        """Read every tracked process once; vanished ones are dropped.
+        """Read every tracked process once; vanished ones are dropped (and their files closed)."""
+        processes = list(self.tracked.values())
+        gone: list[int] = []
+        if self.compiled and processes and procread.lib is not None:
+            samples = self._sample_compiled(processes, gone)
+        else:
+            samples = self._sample_python(processes, gone)
+        for pid in gone:
+            self.tracked.pop(pid).close()
+        return samples
 
-        The hot loop of a live screen: three preads per process (stat, statm, ksm_stat) into small buffers,
-        stat split only up to starttime, ksm_stat read through the layout learned from the first process, statm
-        and ksm_stat parsed only when their text differs from the last sample's.
-        """
+    def _sample_compiled(self, processes: list[TrackedProcess], gone: list[int]) -> list[GuestSample]:
+        """The C reader's rows made into samples; a process it hands back is read by the Python loop."""
+        if self._reader is None:
+            self._reader = procread.CompiledReader()
+        values = self._reader.read(processes)
+        python, all_ksm = KSMTOP_PYTHON, ALL_KSM_PRESENT
+        ticks, page = self.clock_ticks, self.page_size
         samples: list[GuestSample] = []
         append = samples.append
-        gone: list[int] = []
+        rows = zip(*[iter(values)] * KSMTOP_ROW, strict=True)  # the flat list taken a row at a time
+        for process, row in zip(processes, rows, strict=True):
+            (status, _state, start_ticks, minflt, majflt, cpu_ticks, rss, shared,
+             merging, zero, rmap, profit, mergeable, merge_any, present) = row  # fmt: skip
+            if status:
+                if status == python:
+                    samples.extend(self._sample_python([process], gone))
+                else:
+                    gone.append(process.pid)
+                continue
+            rss *= page
+            shared *= page
+            if present == all_ksm:  # a kernel with ksm_stat: every value there, no tuple in between
+                sample = guest_sample(
+                    process.pid, process.name, process.kind, start_ticks, rss, rss - shared, shared,
+                    merging, zero, rmap, profit, mergeable == 1, merge_any == 1, cpu_ticks / ticks, minflt, majflt,
+                )  # fmt: skip
+            else:
+                ksm = _present_ksm_values(present, merging, zero, rmap, profit, mergeable, merge_any)
+                sample = guest_sample(
+                    process.pid, process.name, process.kind, start_ticks, rss, rss - shared, shared, *ksm,
+                    cpu_ticks / ticks, minflt, majflt,
+                )  # fmt: skip
+            append(sample)
+        return samples
+
+    def _sample_python(self, processes: list[TrackedProcess], gone: list[int]) -> list[GuestSample]:
+        """The Python loop: three preads per process (stat, statm, ksm_stat) into small buffers, stat split only
+        up to starttime, ksm_stat read through the layout learned from the first process, statm and ksm_stat
+        parsed only when their text differs from the last sample's. Vanished processes go to ``gone``."""
+        samples: list[GuestSample] = []
+        append = samples.append
         ticks = self.clock_ticks
         page = self.page_size
         pread = os.pread
         layout = self._ksm_layout
-        for pid, process in self.tracked.items():
+        for process in processes:
+            pid = process.pid
             try:
                 stat = pread(process.stat_fd, STAT_READ_SIZE, 0)
                 fields = stat[stat.rindex(b")") + 2 :].split(None, 20)  # as parse_stat; comm not decoded
@@ -457,9 +518,22 @@ class ProcessTable:
                     cpu_ticks / ticks, minflt, majflt,
                 )
             )  # fmt: skip
-        for pid in gone:
-            self.tracked.pop(pid).close()
         return samples
+
+
+def _present_ksm_values(
+    present: int, merging: int, zero: int, rmap: int, profit: int, mergeable: int, merge_any: int
+) -> KsmValues:
+    """KsmValues of a C row whose ksm file lacked some values (an older kernel's ksm_stat, or
+    ksm_merging_pages alone): None where the file said nothing."""
+    return (
+        merging if present & KSMTOP_HAS_MERGING else None,
+        zero if present & KSMTOP_HAS_ZERO else None,
+        rmap if present & KSMTOP_HAS_RMAP else None,
+        profit if present & KSMTOP_HAS_PROFIT else None,
+        mergeable == 1 if present & KSMTOP_HAS_MERGEABLE else None,
+        merge_any == 1 if present & KSMTOP_HAS_MERGE_ANY else None,
+    )
 
 
 def _uses_ksm(fd: int | None, is_stat: bool) -> bool:

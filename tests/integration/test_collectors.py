@@ -176,3 +176,37 @@ def test_snapshot_carries_tracepoint_rates_measured_scans_and_perf_faults(ksm_gu
         assert still.rates.merges_per_s == 0  # flat with run=0
         mine = [still.guest(p.pid) for p in procs]
         assert all(g is not None and g.perf_faults_per_s is not None for g in mine)
+
+
+@needs_ksm_stat
+@pytest.mark.ksm
+def test_compiled_and_python_readers_read_real_processes_alike(ksm_guard, mergeable_processes):
+    """The compiled reader (procread.c) and the Python loop, on the real kernel: merged stand-ins read the same
+    through both (ksmd stopped, so nothing moves between the two reads), and a process that exited but is not
+    reaped yet (a zombie) is dropped by both."""
+    from ksmtop.collect import procread
+    from ksmtop.collect.procfs import ProcessTable
+
+    if procread.lib is None:
+        pytest.skip("the compiled reader is not built (tests/unit/test_procread.py says so)")
+    procs = [mergeable_processes(mib=4, fill="same", name=f"ksmtop-cread{i}") for i in range(3)]
+    ours = {p.pid for p in procs}
+    ksm_guard.set(pages_to_scan=5000, sleep_millisecs=10, run=1)
+    wait_for(lambda: all(merging_pages(pid) > 0 for pid in ours), timeout=60)
+    ksm_guard.set(run=0)
+    with ProcessTable(scope="ksm") as compiled, ProcessTable(scope="ksm", compiled=False) as python:
+        compiled.discover()
+        python.discover()
+        by_c = [g for g in compiled.sample() if g.pid in ours]
+        by_python = [g for g in python.sample() if g.pid in ours]
+        assert compiled._reader is not None and python._reader is None  # each went its own way
+        assert len(by_c) == 3 and all(g.ksm_merging_pages and g.ksm_mergeable is True for g in by_c)
+        assert by_c == by_python
+        zombie = procs[0].pid
+        os.kill(zombie, 9)  # not waited for: a zombie until the fixture reaps it
+        wait_for(lambda: Path(f"/proc/{zombie}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z", timeout=10)
+        by_c = [g for g in compiled.sample() if g.pid in ours]
+        by_python = [g for g in python.sample() if g.pid in ours]
+        assert sorted(g.pid for g in by_c) == sorted(ours - {zombie})
+        assert by_c == by_python
+        assert zombie not in compiled.tracked and zombie not in python.tracked

@@ -6,12 +6,23 @@ import shutil
 
 import pytest
 
+from ksmtop.collect import procread
 from ksmtop.collect.host import HostReader
 from ksmtop.collect.procfs import ProcessTable, read_pss, read_status_memory
 from ksmtop.sampler import Sampler
 from tests.fixtures.tree import FakeRoot, ksm_stat_text, stat_line
 
 QEMU = "qemu-system-x86"
+
+
+@pytest.fixture(autouse=True, params=["compiled", "python"])
+def reader(request, monkeypatch):
+    """Every test here twice: through the compiled reader (procread.c) and through the Python loop alone."""
+    if request.param == "compiled" and procread.lib is None:
+        pytest.skip("the compiled reader is not built (test_procread.py says so)")
+    if request.param == "python":
+        monkeypatch.setattr(procread, "lib", None)
+    return request.param
 
 
 @pytest.fixture
