@@ -11,13 +11,34 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from ksmtop.collect.procread_layout import KSMTOP_KSM_MERGING_PAGES, KSMTOP_KSM_NONE, KSMTOP_KSM_STAT, KSMTOP_ROW
+from ksmtop.collect.procread_layout import (
+    CONSTANTS,
+    KSMTOP_KSM_MERGING_PAGES,
+    KSMTOP_KSM_NONE,
+    KSMTOP_KSM_STAT,
+    KSMTOP_ROW,
+)
 
+
+def layout_of(module_lib: Any) -> str | None:
+    """Why a built module cannot be used with this source (None: it can): its constants are the #defines it was
+    compiled with, and a module built before procread_layout.py changed would misread every row."""
+    differ = [name for name, value in CONSTANTS.items() if getattr(module_lib, name, None) != value]
+    return f"built for another row layout ({', '.join(differ[:3])}): run scripts/setup" if differ else None
+
+
+ffi: Any = None
+lib: Any = None
+unavailable: str | None = "not built (pip install builds it; scripts/setup does)"
+"""Why the Python loop reads every process (None: the compiled reader is in use)."""
 try:
-    from ksmtop.collect._procread import ffi, lib
-except ImportError:  # not built: the Python loop serves
-    ffi: Any = None
-    lib: Any = None
+    from ksmtop.collect import _procread
+except ImportError:
+    pass
+else:
+    unavailable = layout_of(_procread.lib)
+    if unavailable is None:
+        ffi, lib = _procread.ffi, _procread.lib
 
 
 class ReadableProcess(Protocol):

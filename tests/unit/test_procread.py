@@ -32,7 +32,21 @@ KSM_NAMES = ("merging", "zero", "rmap", "profit", "mergeable", "merge_any")
 def test_the_compiled_reader_is_built():
     """pip builds it (setup.py's cffi_modules); without it ksmtop falls back to its Python loop, slower, so a
     failed build must not go unnoticed."""
-    assert procread.lib is not None, "ksmtop.collect._procread is missing: run scripts/setup (pip install -e .)"
+    assert procread.lib is not None, procread.unavailable
+    assert procread.unavailable is None
+
+
+def test_a_module_built_for_another_row_layout_is_not_used():
+    """A module compiled before procread_layout.py changed (pip not run again) would misread every row."""
+    from types import SimpleNamespace
+
+    from ksmtop.collect.procread_layout import CONSTANTS
+
+    assert procread.layout_of(procread.lib) is None
+    assert procread.layout_of(SimpleNamespace(**CONSTANTS)) is None
+    shifted = SimpleNamespace(**{**CONSTANTS, "KSMTOP_AT_PROFIT": CONSTANTS["KSMTOP_AT_PROFIT"] + 1})
+    assert procread.layout_of(shifted) == "built for another row layout (KSMTOP_AT_PROFIT): run scripts/setup"
+    assert "KSMTOP_ROW" in procread.layout_of(SimpleNamespace(**{**CONSTANTS, "KSMTOP_ROW": 14}))
 
 
 def test_the_row_layout_is_the_order_procfs_unpacks():
