@@ -40,11 +40,11 @@ def meminfo_value(text: str, name: str) -> int | None:
     """One line of /proc/meminfo ("Name:   value kB"): bytes for a kB line, the plain number otherwise
     (HugePages_Total is a count); None when absent or not a number."""
     words = _line_value(text, f"{name}:")
-    try:
-        number = int(words[0]) if words else None
-    except ValueError:
+    if not words:
         return None
-    if number is None:
+    try:
+        number = int(words[0])
+    except ValueError:
         return None
     return number * 1024 if words[1:2] == ["kB"] else number
 
