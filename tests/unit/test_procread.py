@@ -8,8 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ksmtop.collect import procread
-from ksmtop.collect.procfs import ProcessTable, _ksm_stat_values, parse_stat
+from ksmtop.collect.procfs import ProcessTable, _ksm_stat_values, _present_ksm_values, parse_stat
 from ksmtop.collect.procread_layout import (
+    CONSTANTS,
     KSMTOP_GONE,
     KSMTOP_KSM_MERGING_PAGES,
     KSMTOP_KSM_NONE,
@@ -22,10 +23,9 @@ from tests.fixtures.tree import FakeRoot, ksm_stat_text, stat_line
 
 pytestmark = pytest.mark.skipif(procread.lib is None, reason="checked by test_the_compiled_reader_is_built")
 
-ROW_NAMES = (
-    "status", "state", "start_ticks", "minflt", "majflt", "cpu_ticks", "rss_pages", "shared_pages",
-    "merging", "zero", "rmap", "profit", "mergeable", "merge_any", "present",
-)  # fmt: skip
+ROW_AT = sorted((value, name) for name, value in CONSTANTS.items() if name.startswith("KSMTOP_AT_"))
+ROW_NAMES = tuple(name.removeprefix("KSMTOP_AT_").lower() for _, name in ROW_AT)
+"""A row's values by name, as the layout places them: status, state, start, minflt, ..."""
 KSM_NAMES = ("merging", "zero", "rmap", "profit", "mergeable", "merge_any")
 
 
@@ -40,8 +40,6 @@ def test_a_module_built_for_another_row_layout_is_not_used():
     """A module compiled before procread_layout.py changed (pip not run again) would misread every row."""
     from types import SimpleNamespace
 
-    from ksmtop.collect.procread_layout import CONSTANTS
-
     assert procread.layout_of(procread.lib) is None
     assert procread.layout_of(SimpleNamespace(**CONSTANTS)) is None
     shifted = SimpleNamespace(**{**CONSTANTS, "KSMTOP_AT_PROFIT": CONSTANTS["KSMTOP_AT_PROFIT"] + 1})
@@ -49,14 +47,9 @@ def test_a_module_built_for_another_row_layout_is_not_used():
     assert "KSMTOP_ROW" in procread.layout_of(SimpleNamespace(**{**CONSTANTS, "KSMTOP_ROW": 14}))
 
 
-def test_the_row_layout_is_the_order_procfs_unpacks():
-    from ksmtop.collect import procread_layout
-
-    at = {name: getattr(procread_layout, f"KSMTOP_AT_{name.upper()}", None) for name in ROW_NAMES}
-    renamed = {"start_ticks": "START", "rss_pages": "RSS_PAGES", "shared_pages": "SHARED_PAGES"}
-    for name, upper in renamed.items():
-        at[name] = getattr(procread_layout, f"KSMTOP_AT_{upper}")
-    assert [at[name] for name in ROW_NAMES] == list(range(KSMTOP_ROW))
+def test_a_row_is_its_values_in_a_row():
+    """procfs unpacks a row by position: the layout's indexes are 0, 1, ... with none missing or repeated."""
+    assert [value for value, _ in ROW_AT] == list(range(KSMTOP_ROW))
 
 
 def c_parse(stat: bytes, statm: bytes, ksm: bytes, kind: int = KSMTOP_KSM_STAT, start: int = 12345) -> dict:
@@ -69,14 +62,7 @@ def c_parse(stat: bytes, statm: bytes, ksm: bytes, kind: int = KSMTOP_KSM_STAT, 
 
 def ksm_of(values: dict) -> tuple:
     """KsmValues of a C row, as procfs makes them."""
-    bits = values["present"]
-    out = []
-    for index, name in enumerate(KSM_NAMES):
-        value = values[name] if bits & (1 << index) else None
-        if value is not None and name in ("mergeable", "merge_any"):
-            value = value == 1
-        out.append(value)
-    return tuple(out)
+    return _present_ksm_values(values["present"], *(values[name] for name in KSM_NAMES))
 
 
 STATM = b"50000 25000 1000 1 0 20000 0\n"
@@ -88,8 +74,8 @@ def test_a_kernel_shaped_process_reads_as_the_python_parsers_read_it():
     values = c_parse(stat, STATM, ksm, start=999)
     _comm, minflt, majflt, cpu_ticks, start, state = parse_stat(stat)
     assert values["status"] == KSMTOP_OK
-    assert (values["minflt"], values["majflt"], values["cpu_ticks"], values["start_ticks"]) == (7, 3, 560, 999)
-    assert (values["minflt"], values["majflt"], values["cpu_ticks"], values["start_ticks"]) == (
+    assert (values["minflt"], values["majflt"], values["cpu_ticks"], values["start"]) == (7, 3, 560, 999)
+    assert (values["minflt"], values["majflt"], values["cpu_ticks"], values["start"]) == (
         minflt, majflt, cpu_ticks, start,
     )  # fmt: skip
     assert values["state"] == state == ord("S")
